@@ -1,0 +1,56 @@
+"""Command line for the offline half: prepare-data, train, train-classifier, evaluate, export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from training.config import TrainConfig
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+
+@app.command("prepare-data")
+def prepare_data(dataset: Annotated[list[str], typer.Argument()] = ["mnist", "fashion-mnist"]) -> None:
+    """Read the installed sources, verify counts and checksums, cache as .npz."""
+    from training.data import load_dataset
+
+    for name in dataset:
+        data = load_dataset(name)
+        typer.echo(f"{name}: train {data.train.images.shape}, test {data.test.images.shape}: verified")
+
+
+@app.command()
+def train(
+    out: Annotated[Path, typer.Option(help="run folder (checkpoint, config, metrics)")],
+    dataset: Annotated[str, typer.Option()] = "mnist",
+    likelihood: Annotated[str, typer.Option(help="bernoulli or gaussian")] = "bernoulli",
+    latent_dim: Annotated[int, typer.Option()] = 32,
+    channels: Annotated[int, typer.Option()] = 32,
+    hidden: Annotated[int, typer.Option()] = 512,
+    epochs: Annotated[int, typer.Option()] = 100,
+    batch_size: Annotated[int, typer.Option()] = 128,
+    lr: Annotated[float, typer.Option()] = 1e-3,
+    lr_final: Annotated[float, typer.Option()] = 1e-4,
+    beta: Annotated[float, typer.Option()] = 1.0,
+    kl_warmup_epochs: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int, typer.Option()] = 0,
+    limit_train: Annotated[Optional[int], typer.Option()] = None,
+    limit_test: Annotated[Optional[int], typer.Option()] = None,
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads (default: all cores)")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue from out/checkpoint.pt")] = False,
+) -> None:
+    """Train a VAE; a checkpoint every epoch, metrics in out/metrics.jsonl."""
+    from training.train import train as run_training
+
+    if likelihood not in ("bernoulli", "gaussian"):
+        raise typer.BadParameter("likelihood must be bernoulli or gaussian")
+    config = TrainConfig(
+        dataset=dataset, likelihood=likelihood, latent_dim=latent_dim, channels=channels,
+        hidden=hidden, epochs=epochs, batch_size=batch_size, lr=lr, lr_final=lr_final,
+        beta=beta, kl_warmup_epochs=kl_warmup_epochs, seed=seed,
+        limit_train=limit_train, limit_test=limit_test,
+    )
+    run_training(config, out, resume=resume, threads=threads)

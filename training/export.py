@@ -1,0 +1,167 @@
+"""Export a trained run as models/<name>/{encoder,decoder}.onnx + model.json (the model card).
+
+The model card is the contract with the service; its schema is documented in
+docs/model-card.md and versioned by CARD_SCHEMA_VERSION.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from training.model import VAE
+
+CARD_SCHEMA_VERSION = 1
+OPSET = 18
+PARITY_BATCHES = (1, 3, 64)
+PARITY_TOLERANCE = 1e-4
+PREPROCESSING = {"mnist": "mnist-digit", "fashion-mnist": "fashion-product"}
+
+
+class DecoderWithSigmoid(nn.Module):
+    """z -> pixel means in [0, 1] (for bernoulli: the pixel probability)."""
+
+    def __init__(self, model: VAE):
+        super().__init__()
+        self.decoder = model.decoder
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.decoder(z))
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _export(module: nn.Module, example: torch.Tensor, path: Path, input_name: str, output_names: list[str]) -> None:
+    batch = torch.export.Dim("batch", min=1, max=1 << 20)
+    program = torch.onnx.export(
+        module,
+        (example,),
+        dynamo=True,
+        input_names=[input_name],
+        output_names=output_names,
+        dynamic_shapes=({0: batch},),
+        opset_version=OPSET,
+        external_data=False,
+    )
+    program.save(str(path))
+    onnx.checker.check_model(str(path), full_check=True)
+
+
+def check_parity(module: nn.Module, path: Path, make_input, batches=PARITY_BATCHES) -> float:
+    """Max |onnxruntime - torch| over the given batch sizes; raises if above tolerance."""
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    if isinstance(session.get_inputs()[0].shape[0], int):
+        raise RuntimeError(f"{path.name}: batch axis is fixed, expected a dynamic one")
+    worst = 0.0
+    for n in batches:
+        x = make_input(n)
+        with torch.no_grad():
+            expected = module(x)
+        expected = expected if isinstance(expected, tuple) else (expected,)
+        got = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+        for e, g in zip(expected, got):
+            if g.shape != tuple(e.shape):
+                raise RuntimeError(f"{path.name}: batch {n} gave shape {g.shape}, torch {tuple(e.shape)}")
+            worst = max(worst, float(np.abs(e.numpy() - g).max()))
+    if worst > PARITY_TOLERANCE:
+        raise RuntimeError(f"{path.name}: onnxruntime differs from torch by {worst:.2e} > {PARITY_TOLERANCE}")
+    return worst
+
+
+def export_model(
+    model: VAE,
+    out_dir: Path,
+    *,
+    name: str,
+    dataset: str,
+    version: str,
+    training: dict,
+    metrics: dict | None = None,
+) -> dict:
+    """Write both graphs and the card; returns the card."""
+    model = model.cpu().eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    image_shape = list(model.arch.image_shape)
+    latent_dim = model.arch.latent_dim
+    generator = torch.Generator().manual_seed(0)
+
+    def images(n: int) -> torch.Tensor:
+        return torch.rand(n, *image_shape, generator=generator)
+
+    def latents(n: int) -> torch.Tensor:
+        return torch.randn(n, latent_dim, generator=generator)
+
+    encoder_path, decoder_path = out_dir / "encoder.onnx", out_dir / "decoder.onnx"
+    decoder = DecoderWithSigmoid(model).eval()
+    # Example batches of size >= 2, else the dynamo exporter specialises the batch axis to 1.
+    _export(model.encoder, images(2), encoder_path, "image", ["mu", "logvar"])
+    _export(decoder, latents(2), decoder_path, "z", ["image"])
+    parity = {
+        "encoder": check_parity(model.encoder, encoder_path, images),
+        "decoder": check_parity(decoder, decoder_path, latents),
+    }
+    card = {
+        "schema_version": CARD_SCHEMA_VERSION,
+        "name": name,
+        "version": version,
+        "dataset": dataset,
+        "image_shape": image_shape,
+        "latent_dim": latent_dim,
+        "likelihood": model.likelihood,
+        "preprocessing": PREPROCESSING.get(dataset, "none"),
+        "files": {
+            "encoder": {"path": encoder_path.name, "sha256": sha256_file(encoder_path)},
+            "decoder": {"path": decoder_path.name, "sha256": sha256_file(decoder_path)},
+        },
+        "graphs": {
+            "encoder": {
+                "inputs": {"image": ["N", *image_shape]},
+                "outputs": {"mu": ["N", latent_dim], "logvar": ["N", latent_dim]},
+            },
+            "decoder": {
+                "inputs": {"z": ["N", latent_dim]},
+                "outputs": {"image": ["N", *image_shape]},
+            },
+        },
+        "export": {
+            "opset": OPSET,
+            "parity_max_abs_diff": parity,
+            "parity_batches": list(PARITY_BATCHES),
+            "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        },
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "onnx": onnx.__version__,
+            "onnxruntime": ort.__version__,
+            "numpy": np.__version__,
+        },
+        "training": training,
+        "metrics": metrics or {},
+    }
+    write_card(out_dir, card)
+    return card
+
+
+def write_card(out_dir: Path, card: dict) -> None:
+    (out_dir / "model.json").write_text(json.dumps(card, indent=2) + "\n")
+
+
+def read_card(out_dir: Path) -> dict:
+    return json.loads((out_dir / "model.json").read_text())
