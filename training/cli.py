@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -54,3 +55,51 @@ def train(
         limit_train=limit_train, limit_test=limit_test,
     )
     run_training(config, out, resume=resume, threads=threads)
+
+
+@app.command("train-classifier")
+def train_classifier_command(
+    out: Annotated[Path, typer.Option(help="folder for classifier.pt and classifier.json")],
+    dataset: Annotated[str, typer.Option()] = "mnist",
+    epochs: Annotated[int, typer.Option()] = 4,
+    seed: Annotated[int, typer.Option()] = 0,
+    threads: Annotated[Optional[int], typer.Option()] = None,
+    limit_train: Annotated[Optional[int], typer.Option()] = None,
+) -> None:
+    """Train the small CNN whose features score sample quality (FD, class coverage)."""
+    from training.classifier import train_classifier
+    from training.data import load_dataset
+
+    report = train_classifier(load_dataset(dataset), out, epochs=epochs, seed=seed, threads=threads, limit_train=limit_train)
+    typer.echo(json.dumps(report, indent=2))
+
+
+@app.command()
+def evaluate(
+    run: Annotated[Path, typer.Option(help="run folder from `train`")],
+    classifier: Annotated[Path, typer.Option(help="folder from `train-classifier`")],
+    nll_k: Annotated[int, typer.Option(help="importance samples per image")] = 1000,
+    nll_images: Annotated[Optional[int], typer.Option(help="first N test images (default: all)")] = None,
+    n_samples: Annotated[int, typer.Option(help="samples for the Fréchet distance")] = 10_000,
+    threads: Annotated[Optional[int], typer.Option()] = None,
+) -> None:
+    """Test ELBO, importance-sampled NLL, reconstruction, active units, FD and coverage -> run/eval.json."""
+    from training.evaluate import evaluate_run
+
+    report = evaluate_run(run, classifier, nll_k=nll_k, nll_images=nll_images, n_samples=n_samples, threads=threads)
+    typer.echo(json.dumps(report, indent=2))
+
+
+@app.command()
+def export(
+    run: Annotated[Path, typer.Option(help="run folder from `train` (with eval.json from `evaluate`)")],
+    out: Annotated[Path, typer.Option(help="model folder, e.g. models/mnist")],
+    name: Annotated[Optional[str], typer.Option(help="model name (default: the folder name)")] = None,
+    version: Annotated[str, typer.Option()] = "1.0.0",
+    compare_with: Annotated[list[Path], typer.Option(help="runs of the other likelihood, for the card's selection note")] = [],
+) -> None:
+    """Write encoder.onnx, decoder.onnx (checked against torch) and model.json."""
+    from training.export import export_run
+
+    card = export_run(run, out, name=name or out.name, version=version, compare_with=compare_with)
+    typer.echo(f"exported {card['name']} to {out}: parity {card['export']['parity_max_abs_diff']}")

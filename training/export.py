@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import time
 from datetime import datetime, timezone
@@ -165,3 +166,66 @@ def write_card(out_dir: Path, card: dict) -> None:
 
 def read_card(out_dir: Path) -> dict:
     return json.loads((out_dir / "model.json").read_text())
+
+
+def _training_summary(run_dir: Path) -> dict:
+    from training.train import CONFIG, METRICS
+
+    config = json.loads((run_dir / CONFIG).read_text())
+    epochs = [json.loads(line) for line in (run_dir / METRICS).read_text().splitlines() if line.strip()]
+    return {
+        "config": config,
+        "epochs_completed": len(epochs),
+        "train_seconds": round(sum(e["epoch_seconds"] for e in epochs), 1),
+        "final_epoch": epochs[-1] if epochs else None,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+        "command": (
+            f"python -m training train --out {run_dir} --dataset {config['dataset']} "
+            f"--likelihood {config['likelihood']} --latent-dim {config['latent_dim']} "
+            f"--channels {config['channels']} --hidden {config['hidden']} --epochs {config['epochs']}"
+        ),
+    }
+
+
+def _selection(run_dir: Path, compare_with: list[Path], chosen: str) -> dict | None:
+    """Which likelihood gives better samples (lower classifier FD) at an equal schedule."""
+    if not compare_with:
+        return None
+    candidates = []
+    for other in compare_with:
+        config = json.loads((other / "config.json").read_text())
+        report = json.loads((other / "eval.json").read_text())
+        candidates.append({
+            "run": str(other),
+            "likelihood": config["likelihood"],
+            "epochs": config["epochs"],
+            "frechet_distance": report["sample_quality"]["frechet_distance_samples_vs_test"],
+            "class_entropy_nats": report["sample_quality"]["class_coverage"]["entropy_nats"],
+        })
+    best = min(candidates, key=lambda c: c["frechet_distance"])
+    return {
+        "rule": "ship the likelihood whose samples have the lower classifier Fréchet distance to the test set, "
+                "comparing runs trained with the same schedule",
+        "candidates": candidates,
+        "winner": best["likelihood"],
+        "shipped_likelihood": chosen,
+    }
+
+
+def export_run(run_dir: Path, out_dir: Path, *, name: str, version: str, compare_with: list[Path] = ()) -> dict:
+    from training.train import load_model
+
+    model, config = load_model(run_dir)
+    eval_path = run_dir / "eval.json"
+    metrics = json.loads(eval_path.read_text()) if eval_path.exists() else {}
+    selection = _selection(run_dir, list(compare_with), config.likelihood)
+    if selection and selection["winner"] != config.likelihood:
+        raise SystemExit(f"{run_dir} uses {config.likelihood} but {selection['winner']} scored the better FD")
+    training = _training_summary(run_dir)
+    if selection:
+        training["likelihood_selection"] = selection
+    started = time.perf_counter()
+    card = export_model(model, out_dir, name=name, dataset=config.dataset, version=version, training=training, metrics=metrics)
+    card["export"]["seconds"] = round(time.perf_counter() - started, 1)
+    write_card(out_dir, card)
+    return card
