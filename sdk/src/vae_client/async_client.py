@@ -1,0 +1,130 @@
+"""The asyncio client: the same calls as `Client`, awaited.
+
+Requests are independent, so `asyncio.gather` over many calls puts them in flight together
+(up to `max_connections`) and the service's batcher merges them into model batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any, TypeVar
+
+import httpx
+
+from . import _endpoints as endpoints
+from ._base import ClientBase
+from ._transport import Call, ReadyPoll, error_from_exception
+from .errors import ConnectionFailed
+from .models import (
+    DecodeResult,
+    EncodeResult,
+    Health,
+    ModelInfo,
+    ModelList,
+    Readiness,
+    ReconstructResult,
+    SampleResult,
+)
+
+T = TypeVar("T")
+
+
+class AsyncClient(ClientBase):
+    """Asyncio client with a pooled connection; use it as an async context manager.
+
+        async with AsyncClient("http://localhost:8000") as vae:
+            results = await asyncio.gather(*(vae.sample(1, seed=s) for s in range(64)))
+
+    Methods and arguments are those of `Client`; see there for details.
+    """
+
+    _http_class = httpx.AsyncClient
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the pooled connections."""
+        await self._http.aclose()
+
+    async def _execute(self, call: Call[T]) -> T:
+        for attempt in itertools.count():
+            response = await self._send(call)
+            delay = call.retry_delay(self.retry_policy, attempt, response)
+            if delay is None:
+                return call.result(response)
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send(self, call: Call[Any]) -> httpx.Response:
+        try:
+            return await self._http.request(**call.request_options())
+        except httpx.TransportError as exc:
+            raise error_from_exception(exc, self.base_url) from exc
+
+    async def sample(
+        self, n: int = 16, seed: int | None = None, temperature: float = 1.0, model: str | None = None
+    ) -> SampleResult:
+        """See `Client.sample`."""
+        return await self._execute(endpoints.sample(n, seed, temperature, model))
+
+    async def encode(
+        self,
+        images: Any,
+        *,
+        model: str | None = None,
+        normalize: bool = True,
+        sample: bool = False,
+        seed: int | None = None,
+    ) -> EncodeResult:
+        """See `Client.encode`."""
+        return await self._execute(endpoints.encode(images, model, normalize, sample, seed))
+
+    async def decode(self, latents: Any, *, model: str | None = None) -> DecodeResult:
+        """See `Client.decode`."""
+        return await self._execute(endpoints.decode(latents, model))
+
+    async def reconstruct(
+        self,
+        images: Any,
+        *,
+        model: str | None = None,
+        normalize: bool = True,
+        sample: bool = False,
+        seed: int | None = None,
+    ) -> ReconstructResult:
+        """See `Client.reconstruct`."""
+        return await self._execute(endpoints.reconstruct(images, model, normalize, sample, seed))
+
+    async def models(self) -> ModelList:
+        """See `Client.models`."""
+        return await self._execute(endpoints.models())
+
+    async def model(self, name: str) -> ModelInfo:
+        """See `Client.model`."""
+        return await self._execute(endpoints.model(name))
+
+    async def health(self) -> Health:
+        """See `Client.health`."""
+        return await self._execute(endpoints.health())
+
+    async def ready(self) -> Readiness:
+        """See `Client.ready`."""
+        return await self._execute(endpoints.ready())
+
+    async def wait_until_ready(self, timeout: float = 30.0, interval: float = 0.25) -> Readiness:
+        """See `Client.wait_until_ready`."""
+        poll = ReadyPoll(self.base_url, timeout, interval)
+        while True:
+            try:
+                readiness = await self.ready()
+            except ConnectionFailed as exc:
+                poll.note_unreachable(exc)
+                readiness = None
+            if readiness:
+                return readiness
+            await asyncio.sleep(poll.next_delay(readiness))

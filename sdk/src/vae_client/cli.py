@@ -1,0 +1,228 @@
+"""The `vae` command line (needs the `cli` extra: pip install 'vae-client[cli]').
+
+    vae sample -n 16 -o grid.png
+    vae encode digit.png
+    vae reconstruct digit.png -o out.png
+    vae models
+
+The server is `--url`, else $VAE_URL, else http://localhost:8000. Errors from the service
+print as `error: <status> <code>: <message>` on stderr and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
+import typer
+
+from ._images import load_npy
+from ._transport import DEFAULT_RETRIES, DEFAULT_TIMEOUT, DEFAULT_URL, URL_ENV_VAR
+from .client import Client
+from .errors import VAEError
+from .models import EncodeResult, ImageResult
+
+app = typer.Typer(
+    name="vae",
+    help="Sample, encode, decode and reconstruct images with the VAE service.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ModelOption = Annotated[Optional[str], typer.Option("--model", "-m", help="Model name (default: the server's default).")]
+SeedOption = Annotated[Optional[int], typer.Option("--seed", help="Random seed, for repeatable results.")]
+ImagesArgument = Annotated[
+    list[Path],
+    typer.Argument(help="Image files (PNG, JPEG, BMP, GIF, WebP).", exists=True, dir_okay=False, readable=True),
+]
+RawOption = Annotated[
+    bool, typer.Option("--raw", help="Skip dataset-style normalisation: only grayscale + resize to 28x28.")
+]
+SampleOption = Annotated[bool, typer.Option("--sample", help="Draw z from the posterior instead of using its mean.")]
+
+
+@dataclass(frozen=True)
+class Connection:
+    url: str
+    timeout: float
+    retries: int
+
+    def client(self) -> Client:
+        return Client(self.url, timeout=self.timeout, retries=self.retries)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    url: Annotated[
+        str, typer.Option("--url", envvar=URL_ENV_VAR, help="Base URL of the service.", show_envvar=True)
+    ] = DEFAULT_URL,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for each request.")] = DEFAULT_TIMEOUT,
+    retries: Annotated[int, typer.Option("--retries", help="Retries on 429/503 (honouring Retry-After).", min=0)] = DEFAULT_RETRIES,
+) -> None:
+    """Talk to the VAE service."""
+    ctx.obj = Connection(url, timeout, retries)
+
+
+@contextmanager
+def _connect(ctx: typer.Context) -> Iterator[Client]:
+    """A client for the chosen server; service and input errors become one stderr line."""
+    try:
+        with ctx.obj.client() as client:
+            yield client
+    except VAEError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    except (OSError, ValueError, TypeError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _save(result: ImageResult, output: Path) -> str:
+    """`.npy` keeps the float32 [N, 1, 28, 28] array; anything else is a PNG grid."""
+    if output.suffix.lower() == ".npy":
+        result.save_npy(output)
+        return "array"
+    result.save_grid(output)
+    return "PNG grid"
+
+
+def _report(what: str, result: ImageResult, output: Path) -> None:
+    kind = _save(result, output)
+    model = f" (model {result.model})" if result.model else ""
+    typer.echo(f"wrote {len(result)} {what}{model} to {output} as {kind}")
+
+
+@app.command()
+def sample(
+    ctx: typer.Context,
+    n: Annotated[int, typer.Option("-n", "--count", help="How many images.", min=1)] = 16,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output .png (grid) or .npy (array).")] = Path(
+        "samples.png"
+    ),
+    seed: SeedOption = None,
+    temperature: Annotated[float, typer.Option("--temperature", "-t", help="Prior scale T: z ~ N(0, T^2 I).")] = 1.0,
+    model: ModelOption = None,
+) -> None:
+    """Draw images from the prior and save them."""
+    with _connect(ctx) as client:
+        result = client.sample(n, seed=seed, temperature=temperature, model=model)
+        _report("samples", result, output)
+
+
+def _encoding_lines(result: EncodeResult) -> Iterator[str]:
+    for index, filename in enumerate(result.filenames):
+        line = {"filename": filename, "mu": result.mu[index].tolist(), "logvar": result.logvar[index].tolist()}
+        if result.z is not None:
+            line["z"] = result.z[index].tolist()
+        yield json.dumps(line)
+
+
+@app.command()
+def encode(
+    ctx: typer.Context,
+    images: ImagesArgument,
+    output: Annotated[
+        Optional[Path], typer.Option("-o", "--output", help="Also save the latents [N, D] (z or mu) as .npy.")
+    ] = None,
+    sample: SampleOption = False,
+    seed: SeedOption = None,
+    raw: RawOption = False,
+    model: ModelOption = None,
+) -> None:
+    """Print each image's latent mean and log-variance, one JSON line per image."""
+    with _connect(ctx) as client:
+        result = client.encode(images, model=model, normalize=not raw, sample=sample, seed=seed)
+        for line in _encoding_lines(result):
+            typer.echo(line)
+        if output is not None:
+            np.save(output, result.latents, allow_pickle=False)
+            typer.echo(f"wrote latents {result.latents.shape} to {output}", err=True)
+
+
+@app.command()
+def decode(
+    ctx: typer.Context,
+    latents: Annotated[Path, typer.Argument(help=".npy file of latents [N, D] or [D].", exists=True, dir_okay=False)],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output .png (grid) or .npy (array).")] = Path(
+        "decoded.png"
+    ),
+    model: ModelOption = None,
+) -> None:
+    """Decode latent vectors from a .npy file into images."""
+    with _connect(ctx) as client:
+        result = client.decode(load_npy(latents.read_bytes()), model=model)
+        _report("images", result, output)
+
+
+@app.command()
+def reconstruct(
+    ctx: typer.Context,
+    images: ImagesArgument,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output .png (grid) or .npy (array).")] = Path(
+        "reconstruction.png"
+    ),
+    sample: SampleOption = False,
+    seed: SeedOption = None,
+    raw: RawOption = False,
+    model: ModelOption = None,
+) -> None:
+    """Encode and decode images, and save the reconstructions."""
+    with _connect(ctx) as client:
+        result = client.reconstruct(images, model=model, normalize=not raw, sample=sample, seed=seed)
+        _report("reconstructions", result, output)
+
+
+@app.command()
+def models(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw model list as JSON.")] = False,
+) -> None:
+    """List the served models."""
+    with _connect(ctx) as client:
+        listing = client.models()
+    if as_json:
+        body = {
+            "default": listing.default,
+            "models": [
+                {"name": m.name, "card": m.card, "provider": m.provider, "inputs": m.inputs, "outputs": m.outputs}
+                for m in listing
+            ],
+        }
+        typer.echo(json.dumps(body, indent=2))
+        return
+    rows = [("NAME", "DATASET", "LATENT", "VERSION", "PROVIDER")]
+    for info in listing:
+        name = f"{info.name} *" if info.name == listing.default else info.name
+        rows.append((name, str(info.dataset or "-"), str(info.latent_dim or "-"), str(info.version or "-"), str(info.provider or "-")))
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    typer.echo("(* default)")
+
+
+@app.command()
+def health(ctx: typer.Context) -> None:
+    """Check that the service process is alive."""
+    with _connect(ctx) as client:
+        typer.echo(client.health().status)
+
+
+@app.command()
+def ready(
+    ctx: typer.Context,
+    wait: Annotated[float, typer.Option("--wait", help="Keep asking for up to this many seconds.", min=0)] = 0.0,
+) -> None:
+    """Check that every model is loaded; exit status 1 if not."""
+    with _connect(ctx) as client:
+        readiness = client.wait_until_ready(timeout=wait) if wait > 0 else client.ready()
+    if not readiness:
+        typer.echo(f"not ready: {readiness.code}: {readiness.message}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"ready: {', '.join(readiness.models) or 'no models'}")

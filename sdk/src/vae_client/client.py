@@ -1,0 +1,131 @@
+"""The blocking client. Every request is built and read in `_endpoints`; this module sends."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Any, TypeVar
+
+import httpx
+
+from . import _endpoints as endpoints
+from ._base import ClientBase
+from ._transport import Call, ReadyPoll, error_from_exception
+from .errors import ConnectionFailed
+from .models import (
+    DecodeResult,
+    EncodeResult,
+    Health,
+    ModelInfo,
+    ModelList,
+    Readiness,
+    ReconstructResult,
+    SampleResult,
+)
+
+T = TypeVar("T")
+
+
+class Client(ClientBase):
+    """Blocking client with a pooled connection; use it as a context manager.
+
+        with Client("http://localhost:8000") as vae:
+            vae.sample(16, seed=0).save_grid("grid.png")
+
+    See `ClientBase` for the constructor arguments (timeout, retries, ...).
+    """
+
+    _http_class = httpx.Client
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._http.close()
+
+    def _execute(self, call: Call[T]) -> T:
+        for attempt in itertools.count():
+            response = self._send(call)
+            delay = call.retry_delay(self.retry_policy, attempt, response)
+            if delay is None:
+                return call.result(response)
+            time.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send(self, call: Call[Any]) -> httpx.Response:
+        try:
+            return self._http.request(**call.request_options())
+        except httpx.TransportError as exc:
+            raise error_from_exception(exc, self.base_url) from exc
+
+    def sample(
+        self, n: int = 16, seed: int | None = None, temperature: float = 1.0, model: str | None = None
+    ) -> SampleResult:
+        """Draw `n` images from the prior, z ~ N(0, temperature^2 I); the same seed gives the same images."""
+        return self._execute(endpoints.sample(n, seed, temperature, model))
+
+    def encode(
+        self,
+        images: Any,
+        *,
+        model: str | None = None,
+        normalize: bool = True,
+        sample: bool = False,
+        seed: int | None = None,
+    ) -> EncodeResult:
+        """Posterior mu and logvar (and z when `sample`) of one or many images in one request.
+
+        `images`: a path, bytes, PIL image, array ([H, W], [N, H, W], [N, 1, H, W]; uint8 or
+        float in [0, 1]) or a list of these. `normalize=False` skips the dataset-style
+        preprocessing (only grayscale + resize).
+        """
+        return self._execute(endpoints.encode(images, model, normalize, sample, seed))
+
+    def decode(self, latents: Any, *, model: str | None = None) -> DecodeResult:
+        """Images from latent vectors, [N, D] or [D]."""
+        return self._execute(endpoints.decode(latents, model))
+
+    def reconstruct(
+        self,
+        images: Any,
+        *,
+        model: str | None = None,
+        normalize: bool = True,
+        sample: bool = False,
+        seed: int | None = None,
+    ) -> ReconstructResult:
+        """Encode and decode images (decoding mu, or a sample when `sample`); inputs as for `encode`."""
+        return self._execute(endpoints.reconstruct(images, model, normalize, sample, seed))
+
+    def models(self) -> ModelList:
+        """Every served model and the default one."""
+        return self._execute(endpoints.models())
+
+    def model(self, name: str) -> ModelInfo:
+        """One model's card and graph signatures; `ModelNotFound` if it is not served."""
+        return self._execute(endpoints.model(name))
+
+    def health(self) -> Health:
+        """Liveness: answers while the process is up."""
+        return self._execute(endpoints.health())
+
+    def ready(self) -> Readiness:
+        """Readiness, asked once; falsy (not an exception) while models load or on shutdown."""
+        return self._execute(endpoints.ready())
+
+    def wait_until_ready(self, timeout: float = 30.0, interval: float = 0.25) -> Readiness:
+        """Poll `/ready` until it says ready; raises `Unavailable` after `timeout` seconds."""
+        poll = ReadyPoll(self.base_url, timeout, interval)
+        while True:
+            try:
+                readiness = self.ready()
+            except ConnectionFailed as exc:
+                poll.note_unreachable(exc)
+                readiness = None
+            if readiness:
+                return readiness
+            time.sleep(poll.next_delay(readiness))
