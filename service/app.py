@@ -1,0 +1,70 @@
+"""create_app(settings): the FastAPI application, its lifespan, routers, middleware and handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service.config import Settings
+from service.errors import install_error_handlers
+from service.inference import Engine
+from service.metrics import Metrics, MetricsMiddleware
+from service.registry import Registry, load_registry
+from service.routes import generate, images, models, ops
+from service.state import ServiceState
+
+logger = logging.getLogger("service.app")
+
+DESCRIPTION = """Serves VAE encoders and decoders exported to ONNX (see docs/api.md).
+Every endpoint that runs a model takes an optional `model` query parameter."""
+
+
+def create_app(settings: Settings | None = None, registry: Registry | None = None) -> FastAPI:
+    """Build the app. `registry`: models already loaded and verified (python -m service does this
+    first, to refuse to start with a clean message); otherwise the lifespan loads them."""
+    settings = settings or Settings()
+    metrics = Metrics()
+    service = ServiceState(settings=settings, metrics=metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        loaded = registry or load_registry(settings)
+        engine = Engine(loaded, settings)
+        for (model, graph), batcher in engine.batchers.items():
+            batcher.observer = metrics.graph_observer(model, graph, lambda b=batcher: b.queued_rows)
+        if settings.intra_op_threads > 1:
+            logger.warning(
+                "intra_op_threads=%d: batched results may differ from unbatched ones in the last bit",
+                settings.intra_op_threads,
+            )
+        engine.start()
+        service.registry, service.engine = loaded, engine
+        try:
+            await engine.warm_up()
+            service.ready = True
+            logger.info("ready: models %s, default %s", sorted(loaded.models), loaded.default)
+            yield
+        finally:
+            # Uvicorn has already waited for in-flight requests; finish anything still queued.
+            service.shutting_down, service.ready = True, False
+            await asyncio.to_thread(engine.stop, settings.shutdown_timeout_s)
+            service.image_executor.shutdown(wait=True)
+            logger.info("stopped: queues drained")
+
+    app = FastAPI(
+        title="VAE serving",
+        description=DESCRIPTION,
+        version="1.0.0",
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.service = service
+    install_error_handlers(app)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    for module in (generate, images, models, ops):
+        app.include_router(module.router)
+    return app

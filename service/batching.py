@@ -1,0 +1,229 @@
+"""Dynamic batcher: merges concurrent requests for one model graph into one onnxruntime call.
+
+Vocabulary follows Triton's dynamic batcher. Batch size counts rows, not requests; a request
+larger than `max_batch_rows` is split and reassembled in order; small ones are packed together.
+A worker thread waits on a condition, so an idle engine starts a batch the moment a request
+arrives (no added delay unless `max_queue_delay_s` > 0). The queue is bounded in rows: a full
+queue rejects at once (QueueFullError) instead of growing. This module knows nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import numpy as np
+
+logger = logging.getLogger("service.batching")
+
+RunBatch = Callable[[np.ndarray], Sequence[np.ndarray]]
+
+
+class QueueFullError(Exception):
+    def __init__(self, rows: int, queued_rows: int, max_queue_rows: int, retry_after_s: int) -> None:
+        super().__init__(f"queue full: {queued_rows} rows queued, {rows} more requested, at most {max_queue_rows}")
+        self.rows, self.queued_rows, self.max_queue_rows, self.retry_after_s = rows, queued_rows, max_queue_rows, retry_after_s
+
+
+class InferenceTimeout(Exception):
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(f"inference did not finish within {timeout_s:g} s")
+        self.timeout_s = timeout_s
+
+
+class EngineStopped(Exception):
+    """The batcher is shutting down and accepts no new work."""
+
+
+class BatchObserver(Protocol):
+    def observe_batch(self, rows: int, inference_s: float, queue_waits_s: Sequence[float]) -> None: ...
+
+
+class _Request:
+    __slots__ = ("array", "rows", "taken", "done", "chunks", "future", "loop", "enqueued_at", "cancelled")
+
+    def __init__(self, array: np.ndarray, future: asyncio.Future, loop: asyncio.AbstractEventLoop) -> None:
+        self.array = array
+        self.rows = len(array)
+        self.taken = 0  # rows handed to a batch
+        self.done = 0  # rows whose outputs came back
+        self.chunks: list[tuple[int, list[np.ndarray]]] = []
+        self.future = future
+        self.loop = loop
+        self.enqueued_at = time.perf_counter()
+        self.cancelled = False
+
+    def outputs(self) -> list[np.ndarray]:
+        if len(self.chunks) == 1:
+            return self.chunks[0][1]
+        self.chunks.sort(key=lambda chunk: chunk[0])
+        return [np.concatenate(parts) for parts in zip(*(outs for _, outs in self.chunks))]
+
+
+def _resolve(completed: list[tuple[_Request, list[np.ndarray] | BaseException]]) -> None:
+    """Runs on the event loop: hand each finished request its outputs (or the batch's error)."""
+    for request, result in completed:
+        if request.future.done():  # timed out or cancelled meanwhile
+            continue
+        if isinstance(result, BaseException):
+            request.future.set_exception(result)
+        else:
+            request.future.set_result(result)
+
+
+class GraphBatcher:
+    """Queue plus worker thread(s) for one model graph with one input tensor."""
+
+    def __init__(
+        self,
+        name: str,
+        run_batch: RunBatch,
+        *,
+        max_batch_rows: int,
+        max_queue_rows: int,
+        max_queue_delay_s: float = 0.0,
+        workers: int = 1,
+        observer: BatchObserver | None = None,
+    ) -> None:
+        self.name = name
+        self.run_batch = run_batch
+        self.max_batch_rows = max_batch_rows
+        self.max_queue_rows = max_queue_rows
+        self.max_queue_delay_s = max_queue_delay_s
+        self.observer = observer
+        self.queued_rows = 0  # rows admitted but not yet handed to a batch
+        self._queue: deque[_Request] = deque()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._threads = [
+            threading.Thread(target=self._work, name=f"batcher-{name}-{i}", daemon=True) for i in range(workers)
+        ]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, timeout_s: float | None = None) -> None:
+        """Stop accepting, finish everything queued, then join the workers (blocking)."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout_s)
+
+    async def infer(self, array: np.ndarray, timeout_s: float) -> list[np.ndarray]:
+        """Queue `array` ([rows, ...]) and return the graph outputs for exactly those rows."""
+        loop = asyncio.get_running_loop()
+        request = _Request(array, loop.create_future(), loop)
+        rows = request.rows
+        with self._cond:
+            if self._stopping:
+                raise EngineStopped(f"{self.name}: shutting down")
+            if self.queued_rows + rows > self.max_queue_rows:
+                # Rough time to drain what is queued, at one full batch per 50 ms, at least 1 s.
+                retry = max(1, math.ceil(self.queued_rows / self.max_batch_rows * 0.05))
+                raise QueueFullError(rows, self.queued_rows, self.max_queue_rows, retry)
+            self._queue.append(request)
+            self.queued_rows += rows
+            self._cond.notify()
+        timer = loop.call_later(timeout_s, self._expire, request, timeout_s)
+        try:
+            return await request.future
+        finally:
+            timer.cancel()
+            if not request.future.done():  # the caller was cancelled: skip rows not yet started
+                request.cancelled = True
+
+    @staticmethod
+    def _expire(request: _Request, timeout_s: float) -> None:
+        if not request.future.done():
+            request.cancelled = True
+            request.future.set_exception(InferenceTimeout(timeout_s))
+
+    def _take_batch(self) -> list[tuple[_Request, int, int]] | None:
+        """Under the lock: wait for work, then take up to max_batch_rows rows. None: stop."""
+        cond = self._cond
+        while not self._queue:
+            if self._stopping:
+                return None
+            cond.wait()
+        if self.max_queue_delay_s > 0:
+            deadline = self._queue[0].enqueued_at + self.max_queue_delay_s
+            while self.queued_rows < self.max_batch_rows and not self._stopping:
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0:
+                    break
+                cond.wait(remaining)
+        parts: list[tuple[_Request, int, int]] = []
+        room = self.max_batch_rows
+        queue = self._queue
+        while queue and room:
+            request = queue[0]
+            if request.cancelled:
+                queue.popleft()
+                self.queued_rows -= request.rows - request.taken
+                continue
+            start = request.taken
+            stop = min(request.rows, start + room)
+            parts.append((request, start, stop))
+            request.taken = stop
+            room -= stop - start
+            self.queued_rows -= stop - start
+            if stop == request.rows:
+                queue.popleft()
+        return parts
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                parts = self._take_batch()
+            if parts is None:
+                return
+            if parts:
+                self._run(parts)
+
+    def _run(self, parts: list[tuple[_Request, int, int]]) -> None:
+        started = time.perf_counter()
+        waits = [started - request.enqueued_at for request, start, _ in parts if start == 0]
+        if len(parts) == 1:
+            request, start, stop = parts[0]
+            batch = request.array if (start == 0 and stop == request.rows) else request.array[start:stop]
+        else:
+            batch = np.concatenate([request.array[start:stop] for request, start, stop in parts])
+        completed: list[tuple[_Request, list[np.ndarray] | BaseException]] = []
+        try:
+            outputs = self.run_batch(batch)
+        except Exception as exc:  # a failing batch fails its requests, not the worker
+            logger.exception("%s: batch of %d rows failed", self.name, len(batch))
+            completed = [(request, exc) for request, _, _ in parts]
+            for request, _, _ in parts:
+                request.cancelled = True  # its other chunks need not run
+        else:
+            offset = 0
+            for request, start, stop in parts:
+                rows = stop - start
+                request.chunks.append((start, [out[offset : offset + rows] for out in outputs]))
+                offset += rows
+                request.done += rows
+                if request.done == request.rows:
+                    completed.append((request, request.outputs()))
+        elapsed = time.perf_counter() - started
+        if self.observer is not None:
+            self.observer.observe_batch(len(batch), elapsed, waits)
+        if not completed:
+            return
+        loops: dict[asyncio.AbstractEventLoop, list] = {}
+        for item in completed:
+            loops.setdefault(item[0].loop, []).append(item)
+        for loop, items in loops.items():
+            try:
+                loop.call_soon_threadsafe(_resolve, items)
+            except RuntimeError:  # that event loop is closed; nobody is waiting any more
+                pass

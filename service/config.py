@@ -1,0 +1,55 @@
+"""Service configuration: one Settings object read from VAE_* environment variables.
+
+docs/configuration.md documents every field; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VAE_", extra="ignore", protected_namespaces=())
+
+    # Models and runtime
+    model_dir: Path = Field(REPO_ROOT / "models", description="Folder whose sub-folders each hold a model.json and its ONNX files.")
+    default_model: str = Field("mnist", description="Model used when a request names none.")
+    provider: Literal["cpu", "cuda", "auto"] = Field("auto", description="onnxruntime execution provider.")
+    intra_op_threads: int = Field(1, ge=1, le=64, description="onnxruntime threads inside one operator.")
+    inter_op_threads: int = Field(1, ge=1, le=64, description="onnxruntime threads across operators.")
+
+    # Dynamic batching
+    max_batch_size: int = Field(256, ge=1, le=65536, description="Most rows (images) in one onnxruntime call.")
+    max_queue_delay_ms: float = Field(0.0, ge=0, le=10_000, description="Longest wait to fill a batch once a request is queued.")
+    max_queue_rows: int = Field(8192, ge=1, description="Most rows waiting per model graph; beyond it: 429.")
+    request_timeout_s: float = Field(30.0, gt=0, description="Per-request deadline for inference; beyond it: 504.")
+
+    # Limits on what a client may send
+    max_sample_n: int = Field(1024, ge=1, description="Most images per /sample or rows per /decode.")
+    max_upload_images: int = Field(64, ge=1, description="Most images per /encode or /reconstruct request.")
+    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="Largest upload body in bytes; beyond it: 413.")
+    max_image_pixels: int = Field(40_000_000, ge=784, description="Most pixels (width x height) per decoded image; beyond it: 413.")
+    max_json_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Largest JSON or .npy body for /decode; beyond it: 413.")
+
+    # Server
+    host: str = Field("0.0.0.0", description="Bind address for `python -m service`.")
+    port: int = Field(8000, ge=0, le=65535, description="Bind port for `python -m service`.")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field("info", description="Log level.")
+    access_log: bool = Field(False, description="Log every request (costs throughput).")
+    shutdown_timeout_s: float = Field(30.0, gt=0, description="On SIGTERM, longest wait for in-flight requests to finish.")
+
+    @model_validator(mode="after")
+    def _queue_holds_the_largest_request(self) -> Settings:
+        largest = max(self.max_sample_n, self.max_upload_images)
+        if self.max_queue_rows < largest:
+            raise ValueError(
+                f"max_queue_rows ({self.max_queue_rows}) must be at least max(max_sample_n, "
+                f"max_upload_images) = {largest}, or the largest allowed request could never be queued"
+            )
+        return self

@@ -1,0 +1,98 @@
+"""Model output arrays -> response bytes: PNG (single image or grid), float32 .npy, JSON.
+
+Formats are in docs/api.md ("Image outputs"). JSON is built with the standard library from
+`ndarray.tolist()`; bulk pixels travel as PNG or .npy, never as float lists.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+
+OutputFormat = Literal["png", "json", "npy"]
+MEDIA_TYPES: dict[str, str] = {"png": "image/png", "json": "application/json", "npy": "application/x-npy"}
+FORMAT_OF_MEDIA = {media: fmt for fmt, media in MEDIA_TYPES.items()}
+GRID_PADDING = 2
+PNG_COMPRESS_LEVEL = 1  # outputs are small; speed over a few percent of size
+
+
+def negotiate(fmt: str | None, accept: str | None, allowed: tuple[str, ...], default: str) -> str:
+    """`format` query wins; else the Accept type with the highest q among `allowed`; else default."""
+    if fmt:
+        return fmt
+    if not accept:
+        return default
+    best, best_q = default, 0.0
+    for position, item in enumerate(accept.split(",")):
+        media, _, params = item.strip().partition(";")
+        media = media.strip().lower()
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        candidate = FORMAT_OF_MEDIA.get(media)
+        if candidate in allowed and q > best_q:
+            best, best_q = candidate, q
+    return best
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """[N, 1, H, W] floats in [0, 1] -> [N, H, W] uint8 (rounded, clipped)."""
+    return np.clip(np.rint(images.reshape(len(images), *images.shape[-2:]) * 255.0), 0, 255).astype(np.uint8)
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    """One 8-bit grayscale [H, W] array -> PNG bytes."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return buffer.getvalue()
+
+
+def grid(pixels: np.ndarray) -> np.ndarray:
+    """[N, H, W] uint8 -> one image: ceil(sqrt(N)) columns, 2-pixel black padding between cells."""
+    n, height, width = pixels.shape
+    if n == 1:
+        return pixels[0]
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    pad = GRID_PADDING
+    canvas = np.zeros((rows * height + (rows - 1) * pad, cols * width + (cols - 1) * pad), dtype=np.uint8)
+    for index in range(n):
+        top, left = divmod(index, cols)
+        top, left = top * (height + pad), left * (width + pad)
+        canvas[top : top + height, left : left + width] = pixels[index]
+    return canvas
+
+
+def png_grid_bytes(images: np.ndarray) -> bytes:
+    return png_bytes(grid(to_uint8(images)))
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def b64_pngs(images: np.ndarray) -> list[str]:
+    return [base64.b64encode(png_bytes(pixels)).decode("ascii") for pixels in to_uint8(images)]
+
+
+def json_bytes(payload: dict) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+
+
+def images_json(model: str, latent_dim: int, latents: np.ndarray, images: np.ndarray) -> bytes:
+    return json_bytes(
+        {"model": model, "latent_dim": latent_dim, "latents": latents.tolist(), "images": b64_pngs(images)}
+    )

@@ -1,0 +1,203 @@
+"""Upload bytes -> validated model input arrays, made the way the training data was made.
+
+The rules are documented in docs/preprocessing.md; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+ALLOWED_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")
+# Images larger than this are box-reduced before any float work: the model sees 28x28 anyway.
+WORKING_SIZE = 1024
+# A pixel belongs to the figure when brighter than this fraction of the brightest pixel.
+FIGURE_THRESHOLD = 0.2
+
+
+class ImageRejected(Exception):
+    """An upload that cannot become a model input; status and code follow docs/api.md."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    if not data:
+        raise ImageRejected(422, "invalid_image", "empty image body; send PNG, JPEG, BMP, GIF or WebP bytes")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageRejected(413, "payload_too_large", f"image has too many pixels; at most {max_pixels}") from None
+    except UnidentifiedImageError:
+        raise ImageRejected(
+            422, "invalid_image", "not a decodable image; send PNG, JPEG, BMP, GIF or WebP bytes"
+        ) from None
+    except Exception as exc:  # any parser error is the client's bytes, never a 500
+        raise ImageRejected(422, "invalid_image", f"image header is corrupt ({exc})") from None
+    if image.format not in ALLOWED_FORMATS:
+        raise ImageRejected(
+            415, "unsupported_media_type", f"image format {image.format} is not supported; send PNG, JPEG, BMP, GIF or WebP"
+        )
+    width, height = image.size
+    # Checked on the header, before any pixel is decoded: a decompression bomb never expands.
+    if width * height > max_pixels:
+        raise ImageRejected(
+            413, "payload_too_large", f"image is {width}x{height} = {width * height} pixels; at most {max_pixels}"
+        )
+    return image
+
+
+def _grayscale(image: Image.Image) -> np.ndarray:
+    """Decoded pixels as float32 [H, W] in [0, 1]; transparency flattened onto a contrasting colour."""
+    if image.format == "JPEG" and max(image.size) > 2 * WORKING_SIZE:
+        image.draft("L", (WORKING_SIZE, WORKING_SIZE))  # decode at 1/2..1/8 scale: faster, less memory
+    image.load()
+    if max(image.size) > WORKING_SIZE:
+        image = image.reduce(math.ceil(max(image.size) / WORKING_SIZE))
+    mode = image.mode
+    if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+        values = np.asarray(image, dtype=np.float32)
+        return np.clip(values / (65535.0 if values.max() > 255 else 255.0), 0.0, 1.0)
+    if mode == "F":
+        values = np.asarray(image, dtype=np.float32)
+        return np.clip(values if values.max() <= 1.0 else values / 255.0, 0.0, 1.0)
+    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
+    if not has_alpha:
+        return np.asarray(image.convert("L"), dtype=np.float32) / np.float32(255.0)
+    rgba = image.convert("RGBA")
+    alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / np.float32(255.0)
+    gray = np.asarray(rgba.convert("L"), dtype=np.float32) / np.float32(255.0)
+    if alpha.min() >= 1.0:
+        return gray
+    weight = alpha.sum()
+    ink = float((gray * alpha).sum() / weight) if weight > 0 else 0.0
+    backdrop = np.float32(1.0 if ink < 0.5 else 0.0)  # dark ink on white, light ink on black
+    return gray * alpha + backdrop * (1.0 - alpha)
+
+
+def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
+    """Bytes of one PNG/JPEG/BMP/GIF (first frame)/WebP -> float32 [H, W] in [0, 1]."""
+    image = _open(data, max_pixels)
+    try:
+        return _grayscale(image)
+    except ImageRejected:
+        raise
+    except Image.DecompressionBombError:
+        raise ImageRejected(413, "payload_too_large", f"image has too many pixels; at most {max_pixels}") from None
+    except Exception as exc:  # truncated or corrupt pixel data
+        raise ImageRejected(422, "invalid_image", f"image data is truncated or corrupt ({exc})") from None
+    finally:
+        image.close()
+
+
+def _resize(values: np.ndarray, width: int, height: int) -> np.ndarray:
+    if values.shape == (height, width):
+        return values
+    resized = Image.fromarray(np.ascontiguousarray(values, dtype=np.float32)).resize(
+        (width, height), Image.Resampling.LANCZOS
+    )
+    return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
+
+
+def border_level(values: np.ndarray) -> float:
+    """Median brightness of the outer frame (5% of the short side, at least one pixel)."""
+    band = max(1, min(values.shape) // 20)
+    frame = np.concatenate(
+        [values[:band].ravel(), values[-band:].ravel(), values[:, :band].ravel(), values[:, -band:].ravel()]
+    )
+    return float(np.median(frame))
+
+
+def _figure_box(values: np.ndarray) -> tuple[slice, slice] | None:
+    peak = float(values.max())
+    if peak <= 0.0:
+        return None
+    rows = np.flatnonzero((values > FIGURE_THRESHOLD * peak).any(axis=1))
+    cols = np.flatnonzero((values > FIGURE_THRESHOLD * peak).any(axis=0))
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+
+
+def _paste(canvas: np.ndarray, patch: np.ndarray, top: int, left: int) -> np.ndarray:
+    """Place patch with its top-left at (top, left), clipped to the canvas."""
+    h, w = patch.shape
+    y0, x0 = max(0, top), max(0, left)
+    y1, x1 = min(canvas.shape[0], top + h), min(canvas.shape[1], left + w)
+    if y1 > y0 and x1 > x0:
+        canvas[y0:y1, x0:x1] = patch[y0 - top : y1 - top, x0 - left : x1 - left]
+    return canvas
+
+
+def mnist_digit(values: np.ndarray, height: int, width: int) -> np.ndarray:
+    """MNIST: figure's bounding box fit into 20x20 (aspect kept), centred by centre of mass in 28x28."""
+    canvas = np.zeros((height, width), dtype=np.float32)
+    box = _figure_box(values)
+    if box is None:
+        return canvas
+    crop = values[box]
+    fit = round(20 * min(height, width) / 28)
+    scale = fit / max(crop.shape)
+    new_h, new_w = max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale))
+    digit = _resize(crop, new_w, new_h)
+    peak = float(digit.max())
+    if peak <= 0.0:
+        return canvas
+    digit = digit / np.float32(peak)  # downscaled thin strokes regain full intensity, like MNIST's
+    total = float(digit.sum())
+    cy = float((digit.sum(axis=1) * np.arange(new_h)).sum() / total)
+    cx = float((digit.sum(axis=0) * np.arange(new_w)).sum() / total)
+    # MNIST puts the centre of mass on pixel (14, 14) (measured on the test set: mean 14.0).
+    return _paste(canvas, digit, round(height / 2 - cy), round(width / 2 - cx))
+
+
+def fashion_product(values: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Fashion-MNIST: trim to the bounding box, longest edge to 28 (aspect kept), centred in 28x28."""
+    canvas = np.zeros((height, width), dtype=np.float32)
+    box = _figure_box(values)
+    if box is None:
+        return canvas
+    crop = values[box]
+    scale = min(height, width) / max(crop.shape)
+    new_h, new_w = max(1, round(crop.shape[0] * scale)), max(1, round(crop.shape[1] * scale))
+    product = _resize(crop, new_w, new_h)
+    return _paste(canvas, product, (height - new_h) // 2, (width - new_w) // 2)
+
+
+RULES = {"mnist-digit": mnist_digit, "fashion-product": fashion_product}
+
+
+def to_model_input(values: np.ndarray, rule: str, height: int, width: int, normalize: bool = True) -> np.ndarray:
+    """Grayscale [h, w] in [0, 1] -> float32 [height, width] as the training data was made."""
+    if not normalize:
+        return _resize(values, width, height)
+    background = border_level(values)
+    if values.shape == (height, width) and background <= 0.5:
+        return values.astype(np.float32, copy=False)  # already in the model's format: unchanged
+    if background > 0.5:  # ink on paper: invert to the training data's light-on-dark
+        values = 1.0 - values
+        background = 1.0 - background
+    values = np.clip((values - np.float32(background)) / np.float32(max(1.0 - background, 1e-6)), 0.0, 1.0)
+    return RULES[rule](values.astype(np.float32, copy=False), height, width)
+
+
+def prepare_images(
+    uploads: list[bytes], rule: str, image_shape: tuple[int, int, int], max_pixels: int, normalize: bool = True
+) -> np.ndarray:
+    """Upload bytes -> float32 [N, 1, H, W]; raises ImageRejected naming the failing image."""
+    _, height, width = image_shape
+    batch = np.empty((len(uploads), 1, height, width), dtype=np.float32)
+    for index, data in enumerate(uploads):
+        try:
+            batch[index, 0] = to_model_input(decode_image(data, max_pixels), rule, height, width, normalize)
+        except ImageRejected as exc:
+            if len(uploads) > 1:
+                exc.message = f"image {index}: {exc.message}"
+            raise
+    return batch

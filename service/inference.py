@@ -1,0 +1,89 @@
+"""The predict step: validated arrays in, model outputs out, through one batcher per model graph.
+
+Randomness lives here, never in the graphs: z = mu + exp(logvar / 2) * eps with eps drawn by
+numpy's default_rng(seed) (FACTS.md: sampling ops in exported graphs cannot be seeded).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from service.batching import BatchObserver, GraphBatcher
+from service.config import Settings
+from service.registry import GRAPH_INPUT, GRAPH_OUTPUTS, GRAPHS, LoadedModel, Registry
+
+logger = logging.getLogger("service.inference")
+
+
+@dataclass(frozen=True)
+class Encoded:
+    mu: np.ndarray  # [N, D] float32
+    logvar: np.ndarray  # [N, D] float32
+
+
+def _session_runner(model: LoadedModel, graph: str):
+    session = model.sessions[graph]
+    input_name = GRAPH_INPUT[graph]
+    output_names = list(GRAPH_OUTPUTS[graph])
+
+    def run_batch(batch: np.ndarray) -> list[np.ndarray]:
+        return session.run(output_names, {input_name: batch})
+
+    return run_batch
+
+
+class Engine:
+    """One GraphBatcher per (model, graph); the routes call encode/decode with numpy arrays."""
+
+    def __init__(self, registry: Registry, settings: Settings, observers: dict[tuple[str, str], BatchObserver] | None = None):
+        self.registry = registry
+        self.timeout_s = settings.request_timeout_s
+        self.batchers: dict[tuple[str, str], GraphBatcher] = {}
+        for name, model in registry.models.items():
+            for graph in GRAPHS:
+                self.batchers[(name, graph)] = GraphBatcher(
+                    f"{name}/{graph}",
+                    _session_runner(model, graph),
+                    max_batch_rows=settings.max_batch_size,
+                    max_queue_rows=settings.max_queue_rows,
+                    max_queue_delay_s=settings.max_queue_delay_ms / 1000.0,
+                    observer=(observers or {}).get((name, graph)),
+                )
+
+    def start(self) -> None:
+        for batcher in self.batchers.values():
+            batcher.start()
+
+    def stop(self, timeout_s: float | None = None) -> None:
+        for batcher in self.batchers.values():
+            batcher.stop(timeout_s)
+
+    async def warm_up(self) -> None:
+        """One inference per graph through the batcher, so the first request pays no set-up cost."""
+        for model in self.registry.models.values():
+            encoded = await self.encode(model, np.zeros((1, *model.image_shape), dtype=np.float32))
+            await self.decode(model, encoded.mu)
+
+    async def encode(self, model: LoadedModel, images: np.ndarray) -> Encoded:
+        mu, logvar = await self.batchers[(model.name, "encoder")].infer(images, self.timeout_s)
+        return Encoded(mu=mu, logvar=logvar)
+
+    async def decode(self, model: LoadedModel, latents: np.ndarray) -> np.ndarray:
+        (images,) = await self.batchers[(model.name, "decoder")].infer(latents, self.timeout_s)
+        return images
+
+
+def prior_latents(n: int, latent_dim: int, seed: int | None, temperature: float) -> np.ndarray:
+    """z ~ N(0, T^2 I), [n, D] float32; the same seed gives the same latents."""
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((n, latent_dim), dtype=np.float32) * np.float32(temperature)).astype(np.float32)
+
+
+def posterior_sample(encoded: Encoded, seed: int | None) -> np.ndarray:
+    """z = mu + sigma * eps, eps ~ N(0, I) from default_rng(seed)."""
+    rng = np.random.default_rng(seed)
+    eps = rng.standard_normal(encoded.mu.shape, dtype=np.float32)
+    return (encoded.mu + np.exp(0.5 * encoded.logvar) * eps).astype(np.float32)

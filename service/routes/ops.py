@@ -1,0 +1,39 @@
+"""Operations: liveness, readiness, metrics, and /ping (the HTTP ceiling for benchmarks)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import PlainTextResponse
+
+from service.errors import ApiError, error_responses
+from service.metrics import CONTENT_TYPE_LATEST
+from service.routes.schemas import Health, Ready
+from service.state import ServiceState
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health", response_model=Health, summary="Liveness: 200 while the process runs")
+async def health() -> Response:
+    return Response(b'{"status":"ok"}', media_type="application/json")
+
+
+@router.get("/ping", response_class=PlainTextResponse, summary="Trivial endpoint: the HTTP ceiling for benchmarks")
+async def ping() -> Response:
+    return Response(b"pong", media_type="text/plain")
+
+
+@router.get("/ready", response_model=Ready, responses=error_responses(503), summary="Readiness: models loaded and warmed up")
+async def ready(request: Request) -> Ready:
+    service: ServiceState = request.app.state.service
+    if service.shutting_down:
+        raise ApiError(503, "shutting_down", "the service is shutting down; finishing queued work")
+    if not service.ready or service.registry is None:
+        raise ApiError(503, "not_ready", "models are loading or warming up; retry shortly")
+    return Ready(status="ready", models=sorted(service.registry.models))
+
+
+@router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
+async def metrics(request: Request) -> Response:
+    service: ServiceState = request.app.state.service
+    return Response(service.metrics.render(), media_type=CONTENT_TYPE_LATEST)
