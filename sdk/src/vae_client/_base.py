@@ -21,6 +21,8 @@ class ClientBase:
         backoff, max_backoff: first and longest wait between retries, in seconds, when the
             server sends no `Retry-After`; a `Retry-After` above `max_backoff` is not waited out.
         max_connections: size of the connection pool (how many requests are in flight at once).
+        max_upload_images: most images per /encode or /reconstruct request (the service's
+            VAE_MAX_UPLOAD_IMAGES); more are sent as several requests and the results joined.
         headers: extra headers for every request.
         transport: an httpx transport, e.g. `httpx.MockTransport` in tests.
     """
@@ -36,15 +38,18 @@ class ClientBase:
         backoff: float = 0.25,
         max_backoff: float = 30.0,
         max_connections: int = 100,
+        max_upload_images: int = 64,
         headers: Mapping[str, str] | None = None,
         transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = resolve_base_url(base_url)
         self.timeout = timeout
         self.retry_policy = RetryPolicy(retries=retries, backoff=backoff, max_backoff=max_backoff)
+        self.max_upload_images = max_upload_images
         self._http = self._http_class(
             **client_options(self.base_url, timeout, max_connections, headers, transport)
         )
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.base_url!r}, timeout={self.timeout!r}, retries={self.retry_policy.retries})"
+        retries = self.retry_policy.retries
+        return f"{type(self).__name__}({self.base_url!r}, timeout={self.timeout!r}, retries={retries})"

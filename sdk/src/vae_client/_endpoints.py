@@ -6,15 +6,16 @@ multipart `file` parts. Both clients build every request here, so they cannot dr
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any
+from collections.abc import Callable
+from functools import partial
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
 import numpy as np
 
-from ._images import load_npy, npy_bytes, to_uploads
-from ._transport import Call, error_body, unexpected_response
+from ._images import Upload, load_npy, npy_bytes, to_uploads
+from ._transport import Call, Plan, error_body, unexpected_response
 from .models import (
     DecodeResult,
     EncodeResult,
@@ -28,6 +29,8 @@ from .models import (
 
 NPY = "application/x-npy"
 UPLOAD_FIELD = "file"
+
+T = TypeVar("T")
 
 
 def _array(response: httpx.Response) -> np.ndarray:
@@ -88,49 +91,94 @@ def decode(latents: Any, model: str | None) -> Call[DecodeResult]:
     )
 
 
-def _upload_call(
-    path: str, images: Any, model: str | None, normalize: bool, sample: bool, seed: int | None
-) -> tuple[Call[np.ndarray], list[str | None]]:
+def _upload_plan(
+    path: str,
+    images: Any,
+    options: dict[str, Any],
+    max_images: int,
+    parse: Callable[[httpx.Response, list[Upload], Any], T],
+    merge: Callable[[list[T]], T],
+) -> Plan[T, T]:
+    """Multipart `file` parts, at most `max_images` per request (the service's upload limit).
+
+    With a seed, request k of a split upload uses seed + k, so its draws do not repeat the first's.
+    """
     uploads = to_uploads(images)
-    files = [(UPLOAD_FIELD, (upload.filename, upload.content, upload.content_type)) for upload in uploads]
-    params = {"model": model, "normalize": normalize, "sample": sample, "seed": seed, "format": "npy"}
-    call = Call("POST", path, _array, params=params, headers={"Accept": NPY}, files=files)
-    return call, [upload.source_name for upload in uploads]
+    if max_images < 1:
+        raise ValueError(f"max_upload_images must be >= 1, got {max_images}")
+    calls = []
+    for index, start in enumerate(range(0, len(uploads), max_images)):
+        part = uploads[start : start + max_images]
+        seed = options["seed"]
+        params = {**options, "seed": None if seed is None else seed + index, "format": "npy"}
+        files = [(UPLOAD_FIELD, (upload.filename, upload.content, upload.content_type)) for upload in part]
+        read = partial(parse, uploads=part, sample=options["sample"])
+        calls.append(Call("POST", path, read, params=params, headers={"Accept": NPY}, files=files))
+    return Plan(calls, merge)
+
+
+def _names(uploads: list[Upload]) -> list[str | None]:
+    return [upload.source_name for upload in uploads]
+
+
+def _parse_encoding(response: httpx.Response, uploads: list[Upload], sample: bool) -> EncodeResult:
+    stacked = _array(response).astype(np.float32, copy=False)  # [N, K, D]
+    names = response.headers.get("X-Latent-Fields", "mu,logvar,z" if sample else "mu,logvar")
+    fields = [name.strip() for name in names.split(",")]
+    if stacked.ndim != 3 or stacked.shape[1] != len(fields) or not {"mu", "logvar"} <= set(fields):
+        problem = ValueError(f"shape {stacked.shape}, X-Latent-Fields {names!r}")
+        raise unexpected_response(response, "float32 [N, K, D] with fields mu,logvar[,z]", problem)
+    arrays = {name: stacked[:, index] for index, name in enumerate(fields)}
+    return EncodeResult(
+        mu=arrays["mu"],
+        logvar=arrays["logvar"],
+        z=arrays.get("z"),
+        model=response.headers.get("X-Model"),
+        latent_dim=stacked.shape[2],
+        filenames=_names(uploads),
+    )
+
+
+def _merge_encodings(parts: list[EncodeResult]) -> EncodeResult:
+    if len(parts) == 1:
+        return parts[0]
+    return EncodeResult(
+        mu=np.concatenate([part.mu for part in parts]),
+        logvar=np.concatenate([part.logvar for part in parts]),
+        z=None if parts[0].z is None else np.concatenate([part.z for part in parts]),
+        model=parts[0].model,
+        latent_dim=parts[0].latent_dim,
+        filenames=[name for part in parts for name in part.filenames],
+    )
+
+
+def _parse_reconstruction(response: httpx.Response, uploads: list[Upload], sample: bool) -> ReconstructResult:
+    return ReconstructResult(images=_images(response), filenames=_names(uploads), **_image_headers(response))
+
+
+def _merge_reconstructions(parts: list[ReconstructResult]) -> ReconstructResult:
+    if len(parts) == 1:
+        return parts[0]
+    return ReconstructResult(
+        images=np.concatenate([part.images for part in parts]),
+        filenames=[name for part in parts for name in part.filenames],
+        model=parts[0].model,
+        latent_dim=parts[0].latent_dim,
+    )
 
 
 def encode(
-    images: Any, model: str | None, normalize: bool, sample: bool, seed: int | None
-) -> Call[EncodeResult]:
-    upload, filenames = _upload_call("/encode", images, model, normalize, sample, seed)
-
-    def parse(response: httpx.Response) -> EncodeResult:
-        stacked = _array(response).astype(np.float32, copy=False)  # [N, K, D]
-        names = response.headers.get("X-Latent-Fields", "mu,logvar,z" if sample else "mu,logvar")
-        fields = {name.strip(): stacked[:, index] for index, name in enumerate(names.split(","))}
-        if stacked.ndim != 3 or "mu" not in fields or "logvar" not in fields:
-            problem = ValueError(f"shape {stacked.shape}, X-Latent-Fields {names!r}")
-            raise unexpected_response(response, "float32 [N, K, D] with fields mu,logvar[,z]", problem)
-        return EncodeResult(
-            mu=fields["mu"],
-            logvar=fields["logvar"],
-            z=fields.get("z"),
-            model=response.headers.get("X-Model") or model,
-            latent_dim=stacked.shape[2],
-            filenames=filenames,
-        )
-
-    return replace(upload, parse=parse)
+    images: Any, model: str | None, normalize: bool, sample: bool, seed: int | None, max_images: int
+) -> Plan[EncodeResult, EncodeResult]:
+    options = {"model": model, "normalize": normalize, "sample": sample, "seed": seed}
+    return _upload_plan("/encode", images, options, max_images, _parse_encoding, _merge_encodings)
 
 
 def reconstruct(
-    images: Any, model: str | None, normalize: bool, sample: bool, seed: int | None
-) -> Call[ReconstructResult]:
-    upload, filenames = _upload_call("/reconstruct", images, model, normalize, sample, seed)
-
-    def parse(response: httpx.Response) -> ReconstructResult:
-        return ReconstructResult(images=_images(response), filenames=filenames, **_image_headers(response))
-
-    return replace(upload, parse=parse)
+    images: Any, model: str | None, normalize: bool, sample: bool, seed: int | None, max_images: int
+) -> Plan[ReconstructResult, ReconstructResult]:
+    options = {"model": model, "normalize": normalize, "sample": sample, "seed": seed}
+    return _upload_plan("/reconstruct", images, options, max_images, _parse_reconstruction, _merge_reconstructions)
 
 
 def models() -> Call[ModelList]:

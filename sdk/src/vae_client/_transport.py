@@ -32,6 +32,7 @@ from .errors import (
 )
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 DEFAULT_URL = "http://localhost:8000"
 URL_ENV_VAR = "VAE_URL"
@@ -139,6 +140,14 @@ class Call(Generic[T]):
         if response.is_error and response.status_code not in self.accept:
             raise error_from_response(response)
         return self.parse(response)
+
+
+@dataclass(frozen=True)
+class Plan(Generic[R, T]):
+    """Calls whose results merge into one answer: uploads above one request's image limit."""
+
+    calls: list[Call[R]]
+    merge: Callable[[list[R]], T]
 
 
 def error_body(response: httpx.Response) -> tuple[str | None, str, Any]:

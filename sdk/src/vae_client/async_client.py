@@ -14,7 +14,7 @@ import httpx
 
 from . import _endpoints as endpoints
 from ._base import ClientBase
-from ._transport import Call, ReadyPoll, error_from_exception
+from ._transport import Call, Plan, ReadyPoll, error_from_exception
 from .errors import ConnectionFailed
 from .models import (
     DecodeResult,
@@ -28,6 +28,7 @@ from .models import (
 )
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class AsyncClient(ClientBase):
@@ -60,6 +61,10 @@ class AsyncClient(ClientBase):
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def _execute_plan(self, plan: Plan[R, T]) -> T:
+        # The parts of a split upload go out together; the server batches them.
+        return plan.merge(list(await asyncio.gather(*(self._execute(call) for call in plan.calls))))
+
     async def _send(self, call: Call[Any]) -> httpx.Response:
         try:
             return await self._http.request(**call.request_options())
@@ -82,7 +87,9 @@ class AsyncClient(ClientBase):
         seed: int | None = None,
     ) -> EncodeResult:
         """See `Client.encode`."""
-        return await self._execute(endpoints.encode(images, model, normalize, sample, seed))
+        return await self._execute_plan(
+            endpoints.encode(images, model, normalize, sample, seed, self.max_upload_images)
+        )
 
     async def decode(self, latents: Any, *, model: str | None = None) -> DecodeResult:
         """See `Client.decode`."""
@@ -98,7 +105,9 @@ class AsyncClient(ClientBase):
         seed: int | None = None,
     ) -> ReconstructResult:
         """See `Client.reconstruct`."""
-        return await self._execute(endpoints.reconstruct(images, model, normalize, sample, seed))
+        return await self._execute_plan(
+            endpoints.reconstruct(images, model, normalize, sample, seed, self.max_upload_images)
+        )
 
     async def models(self) -> ModelList:
         """See `Client.models`."""

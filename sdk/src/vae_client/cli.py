@@ -35,7 +35,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-ModelOption = Annotated[Optional[str], typer.Option("--model", "-m", help="Model name (default: the server's default).")]
+ModelOption = Annotated[
+    Optional[str], typer.Option("--model", "-m", help="Model name (default: the server's default).")
+]
 SeedOption = Annotated[Optional[int], typer.Option("--seed", help="Random seed, for repeatable results.")]
 ImagesArgument = Annotated[
     list[Path],
@@ -64,7 +66,9 @@ def main(
         str, typer.Option("--url", envvar=URL_ENV_VAR, help="Base URL of the service.", show_envvar=True)
     ] = DEFAULT_URL,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for each request.")] = DEFAULT_TIMEOUT,
-    retries: Annotated[int, typer.Option("--retries", help="Retries on 429/503 (honouring Retry-After).", min=0)] = DEFAULT_RETRIES,
+    retries: Annotated[
+        int, typer.Option("--retries", help="Retries on 429/503 (honouring Retry-After).", min=0)
+    ] = DEFAULT_RETRIES,
 ) -> None:
     """Talk to the VAE service."""
     ctx.obj = Connection(url, timeout, retries)
@@ -93,10 +97,11 @@ def _save(result: ImageResult, output: Path) -> str:
     return "PNG grid"
 
 
-def _report(what: str, result: ImageResult, output: Path) -> None:
+def _report(noun: str, result: ImageResult, output: Path) -> None:
     kind = _save(result, output)
     model = f" (model {result.model})" if result.model else ""
-    typer.echo(f"wrote {len(result)} {what}{model} to {output} as {kind}")
+    plural = "" if len(result) == 1 else "s"
+    typer.echo(f"wrote {len(result)} {noun}{plural}{model} to {output} as {kind}")
 
 
 @app.command()
@@ -113,7 +118,7 @@ def sample(
     """Draw images from the prior and save them."""
     with _connect(ctx) as client:
         result = client.sample(n, seed=seed, temperature=temperature, model=model)
-        _report("samples", result, output)
+        _report("sample", result, output)
 
 
 def _encoding_lines(result: EncodeResult) -> Iterator[str]:
@@ -158,7 +163,7 @@ def decode(
     """Decode latent vectors from a .npy file into images."""
     with _connect(ctx) as client:
         result = client.decode(load_npy(latents.read_bytes()), model=model)
-        _report("images", result, output)
+        _report("image", result, output)
 
 
 @app.command()
@@ -176,7 +181,7 @@ def reconstruct(
     """Encode and decode images, and save the reconstructions."""
     with _connect(ctx) as client:
         result = client.reconstruct(images, model=model, normalize=not raw, sample=sample, seed=seed)
-        _report("reconstructions", result, output)
+        _report("reconstruction", result, output)
 
 
 @app.command()
@@ -200,7 +205,8 @@ def models(
     rows = [("NAME", "DATASET", "LATENT", "VERSION", "PROVIDER")]
     for info in listing:
         name = f"{info.name} *" if info.name == listing.default else info.name
-        rows.append((name, str(info.dataset or "-"), str(info.latent_dim or "-"), str(info.version or "-"), str(info.provider or "-")))
+        cells = (info.dataset, info.latent_dim, info.version, info.provider)
+        rows.append((name, *(str(cell) if cell is not None else "-" for cell in cells)))
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     for row in rows:
         typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())

@@ -10,7 +10,7 @@ import httpx
 
 from . import _endpoints as endpoints
 from ._base import ClientBase
-from ._transport import Call, ReadyPoll, error_from_exception
+from ._transport import Call, Plan, ReadyPoll, error_from_exception
 from .errors import ConnectionFailed
 from .models import (
     DecodeResult,
@@ -24,6 +24,7 @@ from .models import (
 )
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class Client(ClientBase):
@@ -56,6 +57,9 @@ class Client(ClientBase):
             time.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _execute_plan(self, plan: Plan[R, T]) -> T:
+        return plan.merge([self._execute(call) for call in plan.calls])
+
     def _send(self, call: Call[Any]) -> httpx.Response:
         try:
             return self._http.request(**call.request_options())
@@ -81,9 +85,12 @@ class Client(ClientBase):
 
         `images`: a path, bytes, PIL image, array ([H, W], [N, H, W], [N, 1, H, W]; uint8 or
         float in [0, 1]) or a list of these. `normalize=False` skips the dataset-style
-        preprocessing (only grayscale + resize).
+        preprocessing (only grayscale + resize). More than `max_upload_images` images are sent
+        as several requests (request k seeded with seed + k) and the results joined in order.
         """
-        return self._execute(endpoints.encode(images, model, normalize, sample, seed))
+        return self._execute_plan(
+            endpoints.encode(images, model, normalize, sample, seed, self.max_upload_images)
+        )
 
     def decode(self, latents: Any, *, model: str | None = None) -> DecodeResult:
         """Images from latent vectors, [N, D] or [D]."""
@@ -99,7 +106,9 @@ class Client(ClientBase):
         seed: int | None = None,
     ) -> ReconstructResult:
         """Encode and decode images (decoding mu, or a sample when `sample`); inputs as for `encode`."""
-        return self._execute(endpoints.reconstruct(images, model, normalize, sample, seed))
+        return self._execute_plan(
+            endpoints.reconstruct(images, model, normalize, sample, seed, self.max_upload_images)
+        )
 
     def models(self) -> ModelList:
         """Every served model and the default one."""
