@@ -1,0 +1,210 @@
+"""Dynamic batching: rows are packed and split in order, the queue is bounded, and batched
+results equal unbatched ones bit for bit."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from service.batching import EngineStopped, GraphBatcher, InferenceTimeout, QueueFullError
+from service.config import Settings
+from service.registry import session_options
+from tests.helpers import MODELS_DIR
+
+
+class RecordingRun:
+    """A fake graph: doubles its input and records each batch's rows."""
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.batches: list[int] = []
+        self.delay_s = delay_s
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def __call__(self, batch: np.ndarray):
+        self.gate.wait()
+        self.batches.append(len(batch))
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        return [batch * 2, batch + 1]
+
+
+def make_batcher(run, **kwargs) -> GraphBatcher:
+    options = {"max_batch_rows": 8, "max_queue_rows": 100, **kwargs}
+    batcher = GraphBatcher("test", run, **options)
+    batcher.start()
+    return batcher
+
+
+def rows(start: int, count: int) -> np.ndarray:
+    return np.arange(start, start + count, dtype=np.float32)[:, None]
+
+
+def test_a_request_larger_than_max_batch_rows_is_split_and_reassembled_in_order():
+    run = RecordingRun()
+    batcher = make_batcher(run)
+    try:
+        doubled, plus_one = asyncio.run(batcher.infer(rows(0, 21), timeout_s=5))
+    finally:
+        batcher.stop()
+    assert run.batches == [8, 8, 5]
+    assert np.array_equal(doubled, rows(0, 21) * 2) and np.array_equal(plus_one, rows(0, 21) + 1)
+
+
+def test_small_requests_queued_while_the_engine_is_busy_are_packed_into_one_batch():
+    run = RecordingRun()
+    batcher = make_batcher(run)
+    run.gate.clear()  # hold the engine busy on the first request
+
+    async def scenario():
+        first = asyncio.ensure_future(batcher.infer(rows(0, 1), timeout_s=5))
+        await asyncio.sleep(0.05)
+        others = [asyncio.ensure_future(batcher.infer(rows(10 * i, 3), timeout_s=5)) for i in range(1, 4)]
+        await asyncio.sleep(0.05)
+        run.gate.set()
+        return await first, await asyncio.gather(*others)
+
+    try:
+        first, others = asyncio.run(scenario())
+    finally:
+        batcher.stop()
+    assert run.batches == [1, 8, 1]  # 3 + 3 + 2 rows packed, the last row of the third request follows
+    for i, (doubled, _) in enumerate(others, start=1):
+        assert np.array_equal(doubled, rows(10 * i, 3) * 2)
+
+
+def test_an_idle_engine_starts_at_once_and_max_queue_delay_waits_to_fill_a_batch():
+    run = RecordingRun()
+    idle = make_batcher(run)
+    try:
+        started = time.perf_counter()
+        asyncio.run(idle.infer(rows(0, 1), timeout_s=5))
+        assert time.perf_counter() - started < 0.05
+    finally:
+        idle.stop()
+    waiting = make_batcher(run, max_queue_delay_s=0.2)
+    try:
+        started = time.perf_counter()
+        asyncio.run(waiting.infer(rows(0, 1), timeout_s=5))
+        assert time.perf_counter() - started >= 0.19
+    finally:
+        waiting.stop()
+
+
+def test_a_full_queue_rejects_at_once_counting_rows():
+    run = RecordingRun()
+    batcher = make_batcher(run, max_queue_rows=10)
+    run.gate.clear()
+
+    async def scenario():
+        busy = asyncio.ensure_future(batcher.infer(rows(0, 1), timeout_s=5))  # taken by the worker
+        await asyncio.sleep(0.05)
+        queued = asyncio.ensure_future(batcher.infer(rows(0, 10), timeout_s=5))
+        await asyncio.sleep(0.01)
+        with pytest.raises(QueueFullError) as rejected:
+            await batcher.infer(rows(0, 1), timeout_s=5)
+        run.gate.set()
+        await busy, await queued
+        return rejected.value
+
+    try:
+        error = asyncio.run(scenario())
+    finally:
+        batcher.stop()
+    assert error.queued_rows == 10 and error.max_queue_rows == 10 and error.retry_after_s >= 1
+
+
+def test_a_request_past_its_timeout_fails_and_its_rows_are_skipped():
+    run = RecordingRun()
+    batcher = make_batcher(run)
+    run.gate.clear()
+
+    async def scenario():
+        busy = asyncio.ensure_future(batcher.infer(rows(0, 1), timeout_s=5))
+        await asyncio.sleep(0.05)
+        with pytest.raises(InferenceTimeout):
+            await batcher.infer(rows(0, 4), timeout_s=0.05)
+        run.gate.set()
+        await busy
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        batcher.stop()
+    assert run.batches == [1]
+    assert batcher.queued_rows == 0
+
+
+def test_stop_finishes_queued_work_then_refuses_new_work():
+    run = RecordingRun(delay_s=0.02)
+    batcher = make_batcher(run)
+
+    async def scenario():
+        pending = [asyncio.ensure_future(batcher.infer(rows(i, 5), timeout_s=5)) for i in range(6)]
+        await asyncio.sleep(0)
+        stopper = asyncio.ensure_future(asyncio.to_thread(batcher.stop))
+        results = await asyncio.gather(*pending)
+        await stopper
+        with pytest.raises(EngineStopped):
+            await batcher.infer(rows(0, 1), timeout_s=5)
+        return results
+
+    results = asyncio.run(scenario())
+    assert [np.array_equal(doubled, rows(i, 5) * 2) for i, (doubled, _) in enumerate(results)] == [True] * 6
+
+
+def test_onnxruntime_rows_do_not_depend_on_batch_size_with_the_default_session_options():
+    options = session_options(Settings())
+    session = ort.InferenceSession(str(MODELS_DIR / "mnist" / "decoder.onnx"), options, providers=["CPUExecutionProvider"])
+    latents = np.random.default_rng(0).standard_normal((64, 32), dtype=np.float32)
+    alone = np.concatenate([session.run(None, {"z": latents[i : i + 1]})[0] for i in range(64)])
+    for size in (2, 3, 7, 16, 64):
+        batched = np.concatenate([session.run(None, {"z": latents[i : i + size]})[0] for i in range(0, 64, size)])
+        assert np.array_equal(batched, alone), f"batch size {size} changed a row"
+
+
+def metric_value(text: str, name: str, labels: str) -> float:
+    match = re.search(rf"^{re.escape(name)}\{{{re.escape(labels)}\}} (\S+)$", text, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_concurrent_mixed_size_requests_are_batched_and_equal_unbatched_results(live_server):
+    """Fires 64 concurrent /decode requests of 1..600 rows; each answer must equal the decoder run
+    one row at a time in-process, and /metrics must show fewer batches than requests."""
+    rng = np.random.default_rng(123)
+    sizes = [1, 2, 3, 5, 8, 13, 1, 1, 600, 40, 1, 7] * 5 + [1, 300, 2, 1]
+    requests = [rng.standard_normal((size, 32), dtype=np.float32) for size in sizes]
+    session = ort.InferenceSession(
+        str(MODELS_DIR / "mnist" / "decoder.onnx"), session_options(Settings()), providers=["CPUExecutionProvider"]
+    )
+    labels = 'graph="decoder",model="mnist"'
+    with live_server.client() as http:
+        before = http.get("/metrics").text
+
+        def decode(latents: np.ndarray) -> bytes:
+            buffer = io.BytesIO()
+            np.save(buffer, latents)
+            response = http.post("/decode", params={"format": "npy"}, content=buffer.getvalue(),
+                                 headers={"Content-Type": "application/x-npy"})
+            assert response.status_code == 200, response.text
+            return response.content
+
+        with ThreadPoolExecutor(max_workers=32) as pool:
+            answers = list(pool.map(decode, requests))
+        after = http.get("/metrics").text
+    for latents, answer in zip(requests, answers):
+        alone = np.concatenate([session.run(None, {"z": latents[i : i + 1]})[0] for i in range(len(latents))])
+        assert np.array_equal(np.load(io.BytesIO(answer)), alone)
+    batches = metric_value(after, "vae_batch_size_rows_count", labels) - metric_value(before, "vae_batch_size_rows_count", labels)
+    rows_run = metric_value(after, "vae_batch_size_rows_sum", labels) - metric_value(before, "vae_batch_size_rows_sum", labels)
+    assert rows_run == sum(sizes)
+    # Without merging there would be at least one batch per request (more for the split ones).
+    assert batches < len(sizes), f"{batches} batches for {len(sizes)} requests: no merging happened"
