@@ -20,6 +20,10 @@ SMALL_QUEUE_ROWS = 16
 QUEUE_DELAY_MS = 400
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: takes tens of seconds (builds a virtual environment); runs in CI")
+
+
 @pytest.fixture(scope="session")
 def small_queue_server() -> Iterator[ServerProcess]:
     server = start_server(

@@ -19,7 +19,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import numpy as np
-import typer
+
+try:
+    import typer
+except ImportError:  # the console script is installed even without the `cli` extra
+    raise SystemExit("vae: the command line needs typer: pip install 'vae-client[cli]'") from None
 
 from ._images import load_npy
 from ._transport import DEFAULT_RETRIES, DEFAULT_TIMEOUT, DEFAULT_URL, URL_ENV_VAR
