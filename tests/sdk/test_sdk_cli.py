@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
-
 from vae_client.cli import app
 
 LATENT_DIM = 32
@@ -108,7 +107,12 @@ def test_the_installed_vae_command_runs(live_server, tmp_path):
     command = [str(script)] if script.exists() else [shutil.which("vae") or "vae"]
     env = {**os.environ, "VAE_URL": live_server.base_url}
     done = subprocess.run(
-        [*command, "sample", "-n", "4", "-o", "four.png"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+        [*command, "sample", "-n", "4", "-o", "four.png"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "four.png").exists()

@@ -8,9 +8,8 @@ import socket
 import httpx
 import numpy as np
 import pytest
-from PIL import Image
-
 import vae_client
+from PIL import Image
 from vae_client import Client
 
 LATENT_DIM = 32  # the shipped models' latent size (models/*/model.json)
@@ -52,7 +51,8 @@ def test_save_grid_matches_the_services_png_grid(client, live_server, tmp_path):
 
 def test_encode_takes_paths_bytes_pil_images_and_arrays_at_once(client, digit_png):
     pixels = np.asarray(Image.open(digit_png))
-    result = client.encode([digit_png, str(digit_png), digit_png.read_bytes(), Image.open(digit_png), pixels, pixels / 255.0])
+    forms = [digit_png, str(digit_png), digit_png.read_bytes(), Image.open(digit_png), pixels, pixels / 255.0]
+    result = client.encode(forms)
     assert isinstance(result, vae_client.EncodeResult)
     assert result.mu.shape == result.logvar.shape == (6, LATENT_DIM) and result.z is None
     assert result.filenames == ["digit.png", "digit.png", None, None, None, None]

@@ -6,7 +6,6 @@ import asyncio
 
 import numpy as np
 import pytest
-
 import vae_client
 from vae_client import AsyncClient, Client
 
@@ -49,7 +48,7 @@ def test_many_concurrent_requests_match_one_at_a_time(live_server):
 
     together = run(fire())
     with Client(live_server.base_url) as client:
-        for seed, result in zip(seeds, together):
+        for seed, result in zip(seeds, together, strict=True):
             np.testing.assert_allclose(result.images, client.sample(1, seed=seed).images, atol=1e-5)
 
 

@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-
 import vae_client
 from vae_client import AsyncClient, Client
 

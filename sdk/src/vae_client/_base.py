@@ -46,9 +46,7 @@ class ClientBase:
         self.timeout = timeout
         self.retry_policy = RetryPolicy(retries=retries, backoff=backoff, max_backoff=max_backoff)
         self.max_upload_images = max_upload_images
-        self._http = self._http_class(
-            **client_options(self.base_url, timeout, max_connections, headers, transport)
-        )
+        self._http = self._http_class(**client_options(self.base_url, timeout, max_connections, headers, transport))
 
     def __repr__(self) -> str:
         retries = self.retry_policy.retries

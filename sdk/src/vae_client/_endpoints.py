@@ -62,9 +62,7 @@ def _images(response: httpx.Response) -> np.ndarray:
 
 def sample(n: int, seed: int | None, temperature: float, model: str | None) -> Call[SampleResult]:
     def parse(response: httpx.Response) -> SampleResult:
-        return SampleResult(
-            images=_images(response), seed=seed, temperature=temperature, **_image_headers(response)
-        )
+        return SampleResult(images=_images(response), seed=seed, temperature=temperature, **_image_headers(response))
 
     return Call(
         "POST",

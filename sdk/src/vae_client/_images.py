@@ -172,9 +172,7 @@ def grid(images: np.ndarray, padding: int = 2) -> np.ndarray:
         return pixels[0]
     columns = math.ceil(math.sqrt(count))
     rows = math.ceil(count / columns)
-    canvas = np.zeros(
-        (rows * height + (rows - 1) * padding, columns * width + (columns - 1) * padding), np.uint8
-    )
+    canvas = np.zeros((rows * height + (rows - 1) * padding, columns * width + (columns - 1) * padding), np.uint8)
     for index, cell in enumerate(pixels):
         top = (index // columns) * (height + padding)
         left = (index % columns) * (width + padding)

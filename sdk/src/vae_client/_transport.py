@@ -234,24 +234,29 @@ def client_options(
 
 @dataclass
 class ReadyPoll:
-    """The state of `wait_until_ready`: how long to keep asking, and what to raise at the end."""
+    """The state of `wait_until_ready`: the latest answer, and when to stop asking."""
 
     base_url: str
     timeout: float
     interval: float
+    readiness: Any = None
     deadline: float = 0.0
     last_problem: str = "no answer yet"
 
     def __post_init__(self) -> None:
         self.deadline = time.monotonic() + self.timeout
 
-    def note_unreachable(self, exc: VAEError) -> None:
-        self.last_problem = str(exc)
+    def ready(self, outcome: Any) -> bool:
+        """Record one probe (a Readiness, or the ConnectionFailed it raised); True once ready."""
+        if isinstance(outcome, VAEError):
+            self.last_problem = str(outcome)
+            return False
+        self.readiness = outcome
+        self.last_problem = f"{outcome.code}: {outcome.message}"
+        return bool(outcome)
 
-    def next_delay(self, readiness: Any) -> float:
+    def next_delay(self) -> float:
         """Seconds until the next probe; raises `Unavailable` once the deadline has passed."""
-        if readiness is not None:
-            self.last_problem = f"{readiness.code}: {readiness.message}"
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             raise Unavailable(

@@ -128,12 +128,12 @@ class AsyncClient(ClientBase):
     async def wait_until_ready(self, timeout: float = 30.0, interval: float = 0.25) -> Readiness:
         """See `Client.wait_until_ready`."""
         poll = ReadyPoll(self.base_url, timeout, interval)
-        while True:
-            try:
-                readiness = await self.ready()
-            except ConnectionFailed as exc:
-                poll.note_unreachable(exc)
-                readiness = None
-            if readiness:
-                return readiness
-            await asyncio.sleep(poll.next_delay(readiness))
+        while not poll.ready(await self._probe_ready()):
+            await asyncio.sleep(poll.next_delay())
+        return poll.readiness
+
+    async def _probe_ready(self) -> Readiness | ConnectionFailed:
+        try:
+            return await self.ready()
+        except ConnectionFailed as exc:  # not up yet: keep asking until the deadline
+            return exc

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import numpy as np
 
@@ -39,10 +39,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-ModelOption = Annotated[
-    Optional[str], typer.Option("--model", "-m", help="Model name (default: the server's default).")
-]
-SeedOption = Annotated[Optional[int], typer.Option("--seed", help="Random seed, for repeatable results.")]
+ModelOption = Annotated[str | None, typer.Option("--model", "-m", help="Model name (default: the server's default).")]
+SeedOption = Annotated[int | None, typer.Option("--seed", help="Random seed, for repeatable results.")]
 ImagesArgument = Annotated[
     list[Path],
     typer.Argument(help="Image files (PNG, JPEG, BMP, GIF, WebP).", exists=True, dir_okay=False, readable=True),
@@ -138,7 +136,7 @@ def encode(
     ctx: typer.Context,
     images: ImagesArgument,
     output: Annotated[
-        Optional[Path], typer.Option("-o", "--output", help="Also save the latents [N, D] (z or mu) as .npy.")
+        Path | None, typer.Option("-o", "--output", help="Also save the latents [N, D] (z or mu) as .npy.")
     ] = None,
     sample: SampleOption = False,
     seed: SeedOption = None,
@@ -213,7 +211,7 @@ def models(
         rows.append((name, *(str(cell) if cell is not None else "-" for cell in cells)))
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     for row in rows:
-        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     typer.echo("(* default)")
 
 

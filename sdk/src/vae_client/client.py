@@ -88,9 +88,7 @@ class Client(ClientBase):
         preprocessing (only grayscale + resize). More than `max_upload_images` images are sent
         as several requests (request k seeded with seed + k) and the results joined in order.
         """
-        return self._execute_plan(
-            endpoints.encode(images, model, normalize, sample, seed, self.max_upload_images)
-        )
+        return self._execute_plan(endpoints.encode(images, model, normalize, sample, seed, self.max_upload_images))
 
     def decode(self, latents: Any, *, model: str | None = None) -> DecodeResult:
         """Images from latent vectors, [N, D] or [D]."""
@@ -106,9 +104,7 @@ class Client(ClientBase):
         seed: int | None = None,
     ) -> ReconstructResult:
         """Encode and decode images (decoding mu, or a sample when `sample`); inputs as for `encode`."""
-        return self._execute_plan(
-            endpoints.reconstruct(images, model, normalize, sample, seed, self.max_upload_images)
-        )
+        return self._execute_plan(endpoints.reconstruct(images, model, normalize, sample, seed, self.max_upload_images))
 
     def models(self) -> ModelList:
         """Every served model and the default one."""
@@ -129,12 +125,12 @@ class Client(ClientBase):
     def wait_until_ready(self, timeout: float = 30.0, interval: float = 0.25) -> Readiness:
         """Poll `/ready` until it says ready; raises `Unavailable` after `timeout` seconds."""
         poll = ReadyPoll(self.base_url, timeout, interval)
-        while True:
-            try:
-                readiness = self.ready()
-            except ConnectionFailed as exc:
-                poll.note_unreachable(exc)
-                readiness = None
-            if readiness:
-                return readiness
-            time.sleep(poll.next_delay(readiness))
+        while not poll.ready(self._probe_ready()):
+            time.sleep(poll.next_delay())
+        return poll.readiness
+
+    def _probe_ready(self) -> Readiness | ConnectionFailed:
+        try:
+            return self.ready()
+        except ConnectionFailed as exc:  # not up yet: keep asking until the deadline
+            return exc
