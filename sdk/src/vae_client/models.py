@@ -76,7 +76,7 @@ class SampleResult(ImageResult):
 class DecodeResult(ImageResult):
     """Images decoded from `latents` (float32 [N, D], as sent)."""
 
-    latents: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    latents: np.ndarray
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
