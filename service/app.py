@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         engine.start()
         service.registry, service.engine = loaded, engine
         try:
-            await engine.warm_up()
+            await asyncio.to_thread(engine.warm_up)
             service.ready = True
             logger.info("ready: models %s, default %s", sorted(loaded.models), loaded.default)
             yield

@@ -139,31 +139,41 @@ class GraphBatcher:
         finally:
             timer.cancel()
             if not request.future.done():  # the caller was cancelled: skip rows not yet started
-                request.cancelled = True
+                self._withdraw(request)
 
-    @staticmethod
-    def _expire(request: _Request, timeout_s: float) -> None:
+    def _expire(self, request: _Request, timeout_s: float) -> None:
         if not request.future.done():
-            request.cancelled = True
             request.future.set_exception(InferenceTimeout(timeout_s))
+            self._withdraw(request)
+
+    def _withdraw(self, request: _Request) -> None:
+        """Drop a request's rows not yet started, so a timed-out request frees its queue space."""
+        with self._cond:
+            request.cancelled = True
+            if request.taken < request.rows:
+                try:
+                    self._queue.remove(request)
+                except ValueError:
+                    return
+                self.queued_rows -= request.rows - request.taken
 
     def _take_batch(self) -> list[tuple[_Request, int, int]] | None:
         """Under the lock: wait for work, then take up to max_batch_rows rows. None: stop."""
-        cond = self._cond
-        while not self._queue:
-            if self._stopping:
-                return None
-            cond.wait()
-        if self.max_queue_delay_s > 0:
-            deadline = self._queue[0].enqueued_at + self.max_queue_delay_s
-            while self.queued_rows < self.max_batch_rows and not self._stopping:
-                remaining = deadline - time.perf_counter()
-                if remaining <= 0:
-                    break
-                cond.wait(remaining)
+        cond, queue = self._cond, self._queue
+        while True:
+            while not queue:
+                if self._stopping:
+                    return None
+                cond.wait()
+            if self.max_queue_delay_s <= 0 or self.queued_rows >= self.max_batch_rows or self._stopping:
+                break
+            # The head may change while waiting (timeouts withdraw requests): recompute each time.
+            remaining = queue[0].enqueued_at + self.max_queue_delay_s - time.perf_counter()
+            if remaining <= 0:
+                break
+            cond.wait(remaining)
         parts: list[tuple[_Request, int, int]] = []
         room = self.max_batch_rows
-        queue = self._queue
         while queue and room:
             request = queue[0]
             if request.cancelled:

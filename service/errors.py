@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.batching import EngineStopped, InferenceTimeout, QueueFullError
+
 logger = logging.getLogger("service.errors")
 
 CODE_OF_STATUS = {
@@ -97,6 +99,27 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
 
 
+async def _queue_full(request: Request, exc: QueueFullError) -> JSONResponse:
+    return error_response(
+        429,
+        "queue_full",
+        f"the inference queue is full ({exc.queued_rows} rows waiting, at most {exc.max_queue_rows}); "
+        f"retry after {exc.retry_after_s} s",
+        {"queued_rows": exc.queued_rows, "max_queue_rows": exc.max_queue_rows},
+        headers={"Retry-After": str(exc.retry_after_s)},
+    )
+
+
+async def _timeout(request: Request, exc: InferenceTimeout) -> JSONResponse:
+    return error_response(
+        504, "timeout", f"inference did not finish within the request timeout of {exc.timeout_s:g} s (VAE_REQUEST_TIMEOUT_S)"
+    )
+
+
+async def _stopped(request: Request, exc: EngineStopped) -> JSONResponse:
+    return error_response(503, "shutting_down", "the service is shutting down; retry on another instance")
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(500, "internal_error", "internal error; the service logged the details")
@@ -106,6 +129,9 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(QueueFullError, _queue_full)
+    app.add_exception_handler(InferenceTimeout, _timeout)
+    app.add_exception_handler(EngineStopped, _stopped)
     app.add_exception_handler(Exception, _unexpected_error)
 
 

@@ -61,11 +61,13 @@ class Engine:
         for batcher in self.batchers.values():
             batcher.stop(timeout_s)
 
-    async def warm_up(self) -> None:
-        """One inference per graph through the batcher, so the first request pays no set-up cost."""
+    def warm_up(self) -> None:
+        """One inference per graph, straight on the sessions (no queue delay or request timeout),
+        so the first request pays no set-up cost."""
         for model in self.registry.models.values():
-            encoded = await self.encode(model, np.zeros((1, *model.image_shape), dtype=np.float32))
-            await self.decode(model, encoded.mu)
+            images = np.zeros((1, *model.image_shape), dtype=np.float32)
+            mu, _ = _session_runner(model, "encoder")(images)
+            _session_runner(model, "decoder")(mu)
 
     async def encode(self, model: LoadedModel, images: np.ndarray) -> Encoded:
         mu, logvar = await self.batchers[(model.name, "encoder")].infer(images, self.timeout_s)
