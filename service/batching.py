@@ -89,6 +89,7 @@ class GraphBatcher:
         max_queue_rows: int,
         max_queue_delay_s: float = 0.0,
         workers: int = 1,
+        parallel_min_rows: int = 32,
         observer: BatchObserver | None = None,
     ) -> None:
         self.name = name
@@ -96,13 +97,17 @@ class GraphBatcher:
         self.max_batch_rows = max_batch_rows
         self.max_queue_rows = max_queue_rows
         self.max_queue_delay_s = max_queue_delay_s
+        # Workers after the first start a batch only when this many rows wait: tiny batches run
+        # better one after another on one thread than side by side; big backlogs use every core.
+        self.parallel_min_rows = parallel_min_rows
         self.observer = observer
         self.queued_rows = 0  # rows admitted but not yet handed to a batch
         self._queue: deque[_Request] = deque()
         self._cond = threading.Condition()
         self._stopping = False
         self._threads = [
-            threading.Thread(target=self._work, name=f"batcher-{name}-{i}", daemon=True) for i in range(workers)
+            threading.Thread(target=self._work, args=(i,), name=f"batcher-{name}-{i}", daemon=True)
+            for i in range(workers)
         ]
 
     def start(self) -> None:
@@ -132,7 +137,7 @@ class GraphBatcher:
                 raise QueueFullError(rows, self.queued_rows, self.max_queue_rows, retry)
             self._queue.append(request)
             self.queued_rows += rows
-            self._cond.notify()
+            self._cond.notify(len(self._threads))
         timer = loop.call_later(timeout_s, self._expire, request, timeout_s)
         try:
             return await request.future
@@ -157,11 +162,12 @@ class GraphBatcher:
                     return
                 self.queued_rows -= request.rows - request.taken
 
-    def _take_batch(self) -> list[tuple[_Request, int, int]] | None:
+    def _take_batch(self, worker: int) -> list[tuple[_Request, int, int]] | None:
         """Under the lock: wait for work, then take up to max_batch_rows rows. None: stop."""
         cond, queue = self._cond, self._queue
+        min_rows = 1 if worker == 0 else self.parallel_min_rows
         while True:
-            while not queue:
+            while not queue or (self.queued_rows < min_rows and not self._stopping):
                 if self._stopping:
                     return None
                 cond.wait()
@@ -190,10 +196,10 @@ class GraphBatcher:
                 queue.popleft()
         return parts
 
-    def _work(self) -> None:
+    def _work(self, worker: int) -> None:
         while True:
             with self._cond:
-                parts = self._take_batch()
+                parts = self._take_batch(worker)
             if parts is None:
                 return
             if parts:

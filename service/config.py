@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(256, ge=1, le=65536, description="Most rows (images) in one onnxruntime call.")
     max_queue_delay_ms: float = Field(0.0, ge=0, le=10_000, description="Longest wait to fill a batch once a request is queued.")
     max_queue_rows: int = Field(8192, ge=1, description="Most rows waiting per model graph; beyond it: 429.")
+    engine_workers: int = Field(2, ge=1, le=16, description="Worker threads per model graph; the second starts only on a backlog of 32+ rows.")
     request_timeout_s: float = Field(30.0, gt=0, description="Per-request deadline for inference; beyond it: 504.")
 
     # Limits on what a client may send

@@ -1,4 +1,5 @@
-"""Annotated dependencies shared by the routers."""
+"""Annotated dependencies shared by the routers. All async: FastAPI runs plain `def`
+dependencies in a thread pool, which costs more than they do."""
 
 from __future__ import annotations
 
@@ -11,29 +12,46 @@ from service.registry import LoadedModel
 from service.state import ServiceState
 
 
-def get_service(request: Request) -> ServiceState:
+def service_of(request: Request) -> ServiceState:
     service: ServiceState = request.app.state.service
     if service.engine is None or service.registry is None:
         raise ApiError(503, "not_ready", "models are still loading; retry shortly")
     return service
 
 
+def find_model(service: ServiceState, name: str | None) -> LoadedModel:
+    found = service.registry.get(name)
+    if found is None:
+        available = sorted(service.registry.models)
+        raise ApiError(404, "model_not_found", f"unknown model {name!r}; available: {available}", {"available": available})
+    return found
+
+
+def format_from_query(value: str | None, allowed: tuple[str, ...]) -> str | None:
+    """The `format` query parameter, checked by hand (see routes/generate.py: decode)."""
+    if value is None or value in allowed:
+        return value
+    choices = ", ".join(repr(choice) for choice in allowed)
+    raise ApiError(
+        422,
+        "invalid_request",
+        f"query parameter 'format': Input should be {choices}",
+        {"errors": [{"loc": ["query", "format"], "msg": f"Input should be {choices}", "input": value}]},
+    )
+
+
+async def get_service(request: Request) -> ServiceState:
+    return service_of(request)
+
+
 ServiceDep = Annotated[ServiceState, Depends(get_service)]
 
 
-def get_model(
+async def get_model(
     service: ServiceDep,
     model: Annotated[str | None, Query(description="Model name (GET /models); default: the configured default model")] = None,
 ) -> LoadedModel:
-    found = service.registry.get(model)
-    if found is None:
-        raise ApiError(
-            404,
-            "model_not_found",
-            f"unknown model {model!r}; available: {sorted(service.registry.models)}",
-            {"available": sorted(service.registry.models)},
-        )
-    return found
+    return find_model(service, model)
 
 
 ModelDep = Annotated[LoadedModel, Depends(get_model)]

@@ -10,16 +10,18 @@ import base64
 import io
 import json
 import math
+import struct
+import zlib
 from typing import Literal
 
 import numpy as np
-from PIL import Image
 
 OutputFormat = Literal["png", "json", "npy"]
 MEDIA_TYPES: dict[str, str] = {"png": "image/png", "json": "application/json", "npy": "application/x-npy"}
 FORMAT_OF_MEDIA = {media: fmt for fmt, media in MEDIA_TYPES.items()}
 GRID_PADDING = 2
 PNG_COMPRESS_LEVEL = 1  # outputs are small; speed over a few percent of size
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def negotiate(fmt: str | None, accept: str | None, allowed: tuple[str, ...], default: str) -> str:
@@ -51,11 +53,25 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(images.reshape(len(images), *images.shape[-2:]) * 255.0), 0, 255).astype(np.uint8)
 
 
+def _png_chunk(tag: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+
 def png_bytes(pixels: np.ndarray) -> bytes:
-    """One 8-bit grayscale [H, W] array -> PNG bytes."""
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-    return buffer.getvalue()
+    """One 8-bit grayscale [H, W] array -> PNG bytes. Written directly with zlib: ~10x less
+    per-image overhead than Pillow, which matters for many small images per second."""
+    height, width = pixels.shape
+    scanlines = np.zeros((height, width + 1), dtype=np.uint8)  # filter byte 0 (None) per row
+    scanlines[:, 1:] = pixels
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale, no interlace
+    return b"".join(
+        (
+            PNG_SIGNATURE,
+            _png_chunk(b"IHDR", header),
+            _png_chunk(b"IDAT", zlib.compress(scanlines.tobytes(), PNG_COMPRESS_LEVEL)),
+            _png_chunk(b"IEND", b""),
+        )
+    )
 
 
 def grid(pixels: np.ndarray) -> np.ndarray:
@@ -66,12 +82,12 @@ def grid(pixels: np.ndarray) -> np.ndarray:
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
     pad = GRID_PADDING
-    canvas = np.zeros((rows * height + (rows - 1) * pad, cols * width + (cols - 1) * pad), dtype=np.uint8)
-    for index in range(n):
-        top, left = divmod(index, cols)
-        top, left = top * (height + pad), left * (width + pad)
-        canvas[top : top + height, left : left + width] = pixels[index]
-    return canvas
+    cells = np.zeros((rows * cols, height + pad, width + pad), dtype=np.uint8)
+    cells[:n, :height, :width] = pixels
+    # [rows, cols, H+pad, W+pad] -> [rows, H+pad, cols, W+pad]; then drop the trailing padding.
+    canvas = cells.reshape(rows, cols, height + pad, width + pad).transpose(0, 2, 1, 3)
+    canvas = canvas.reshape(rows * (height + pad), cols * (width + pad))
+    return np.ascontiguousarray(canvas[: rows * (height + pad) - pad, : cols * (width + pad) - pad])
 
 
 def png_grid_bytes(images: np.ndarray) -> bytes:

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from service.batching import EngineStopped, InferenceTimeout, QueueFullError
 
@@ -120,6 +121,11 @@ async def _stopped(request: Request, exc: EngineStopped) -> JSONResponse:
     return error_response(503, "shutting_down", "the service is shutting down; retry on another instance")
 
 
+async def _client_gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
+    logger.debug("client disconnected during %s %s", request.method, request.url.path)
+    return error_response(400, "invalid_request", "the client disconnected before the body was read")
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(500, "internal_error", "internal error; the service logged the details")
@@ -132,6 +138,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(QueueFullError, _queue_full)
     app.add_exception_handler(InferenceTimeout, _timeout)
     app.add_exception_handler(EngineStopped, _stopped)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(Exception, _unexpected_error)
 
 

