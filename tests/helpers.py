@@ -24,7 +24,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = REPO_ROOT / "models"
-MNIST_NPZ = REPO_ROOT / "data" / "mnist.npz"
+# TESTS_MNIST_NPZ=/nonexistent runs the suite on drawn digits, as on a clone without data/.
+MNIST_NPZ = Path(os.environ.get("TESTS_MNIST_NPZ", REPO_ROOT / "data" / "mnist.npz"))
 
 
 # --- images -------------------------------------------------------------------------------
@@ -42,7 +43,7 @@ def _mnist_test_images() -> np.ndarray | None:
 
 @functools.lru_cache(maxsize=64)
 def _drawn_digit(index: int) -> np.ndarray:
-    """A white-on-black digit drawn with Pillow's default font, MNIST-like: in a 20x20 box, centred."""
+    """A white-on-black digit drawn with Pillow's default font, MNIST-like: fit in 20x20, centred by mass."""
     canvas = Image.new("L", (64, 64), 0)
     font = ImageFont.load_default(size=56)
     ImageDraw.Draw(canvas).text((32, 32), str(index % 10), fill=255, font=font, anchor="mm", stroke_width=3, stroke_fill=255)
@@ -50,8 +51,12 @@ def _drawn_digit(index: int) -> np.ndarray:
     glyph = canvas.crop(box)
     scale = 20 / max(glyph.size)
     glyph = glyph.resize((max(1, round(glyph.width * scale)), max(1, round(glyph.height * scale))), Image.Resampling.LANCZOS)
+    pixels = np.asarray(glyph, dtype=np.float64)
+    mass = pixels.sum()
+    cy = (pixels.sum(axis=1) * np.arange(glyph.height)).sum() / mass
+    cx = (pixels.sum(axis=0) * np.arange(glyph.width)).sum() / mass
     digit = Image.new("L", (28, 28), 0)
-    digit.paste(glyph, ((28 - glyph.width) // 2, (28 - glyph.height) // 2))
+    digit.paste(glyph, (round(14 - cx), round(14 - cy)))  # centre of mass on (14, 14), as MNIST
     return np.asarray(digit, dtype=np.uint8)
 
 
