@@ -208,3 +208,44 @@ def test_concurrent_mixed_size_requests_are_batched_and_equal_unbatched_results(
     assert rows_run == sum(sizes)
     # Without merging there would be at least one batch per request (more for the split ones).
     assert batches < len(sizes), f"{batches} batches for {len(sizes)} requests: no merging happened"
+
+
+class ConcurrencyProbe:
+    """A fake graph that records how many batches run at the same time."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running = 0
+        self.most = 0
+
+    def __call__(self, batch: np.ndarray):
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        time.sleep(0.02)
+        with self.lock:
+            self.running -= 1
+        return [batch]
+
+
+def run_concurrently(batcher: GraphBatcher, sizes: list[int]) -> list[np.ndarray]:
+    async def scenario():
+        return await asyncio.gather(*(batcher.infer(rows(0, n), timeout_s=5) for n in sizes))
+
+    try:
+        return asyncio.run(scenario())
+    finally:
+        batcher.stop()
+
+
+def test_a_second_worker_runs_big_backlogs_in_parallel_in_order():
+    probe = ConcurrencyProbe()
+    results = run_concurrently(make_batcher(probe, max_batch_rows=64, max_queue_rows=1000, workers=2), [300, 300])
+    assert probe.most == 2
+    assert all(np.array_equal(out, rows(0, 300)) for (out,) in results)
+
+
+def test_a_second_worker_leaves_tiny_requests_to_the_first():
+    probe = ConcurrencyProbe()
+    run_concurrently(make_batcher(probe, max_batch_rows=64, workers=2, parallel_min_rows=32), [1] * 10)
+    assert probe.most == 1
