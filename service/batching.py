@@ -103,7 +103,9 @@ class GraphBatcher:
         self.observer = observer
         self.queued_rows = 0  # rows admitted but not yet handed to a batch
         self._queue: deque[_Request] = deque()
-        self._cond = threading.Condition()
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)  # the first worker waits here for any work
+        self._spill = threading.Condition(lock)  # the others wait here for a backlog
         self._stopping = False
         self._threads = [
             threading.Thread(target=self._work, args=(i,), name=f"batcher-{name}-{i}", daemon=True)
@@ -119,6 +121,7 @@ class GraphBatcher:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
+            self._spill.notify_all()
         for thread in self._threads:
             if thread.is_alive():
                 thread.join(timeout_s)
@@ -137,7 +140,9 @@ class GraphBatcher:
                 raise QueueFullError(rows, self.queued_rows, self.max_queue_rows, retry)
             self._queue.append(request)
             self.queued_rows += rows
-            self._cond.notify(len(self._threads))
+            self._cond.notify()
+            if self.queued_rows >= self.parallel_min_rows and len(self._threads) > 1:
+                self._spill.notify()
         timer = loop.call_later(timeout_s, self._expire, request, timeout_s)
         try:
             return await request.future
@@ -164,7 +169,8 @@ class GraphBatcher:
 
     def _take_batch(self, worker: int) -> list[tuple[_Request, int, int]] | None:
         """Under the lock: wait for work, then take up to max_batch_rows rows. None: stop."""
-        cond, queue = self._cond, self._queue
+        queue = self._queue
+        cond = self._cond if worker == 0 else self._spill
         min_rows = 1 if worker == 0 else self.parallel_min_rows
         while True:
             while not queue or (self.queued_rows < min_rows and not self._stopping):

@@ -61,14 +61,15 @@ def png_bytes(pixels: np.ndarray) -> bytes:
     """One 8-bit grayscale [H, W] array -> PNG bytes. Written directly with zlib: ~10x less
     per-image overhead than Pillow, which matters for many small images per second."""
     height, width = pixels.shape
-    scanlines = np.zeros((height, width + 1), dtype=np.uint8)  # filter byte 0 (None) per row
-    scanlines[:, 1:] = pixels
+    data = np.ascontiguousarray(pixels).tobytes()
+    # Each scanline is prefixed by its filter type, 0 (None).
+    scanlines = b"".join([b"\x00" + data[start : start + width] for start in range(0, height * width, width)])
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale, no interlace
     return b"".join(
         (
             PNG_SIGNATURE,
             _png_chunk(b"IHDR", header),
-            _png_chunk(b"IDAT", zlib.compress(scanlines.tobytes(), PNG_COMPRESS_LEVEL)),
+            _png_chunk(b"IDAT", zlib.compress(scanlines, PNG_COMPRESS_LEVEL)),
             _png_chunk(b"IEND", b""),
         )
     )
@@ -90,8 +91,9 @@ def grid(pixels: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(canvas[: rows * (height + pad) - pad, : cols * (width + pad) - pad])
 
 
-def png_grid_bytes(images: np.ndarray) -> bytes:
-    return png_bytes(grid(to_uint8(images)))
+def png_grid_bytes(pixels: np.ndarray) -> bytes:
+    """[N, H, W] uint8 -> one PNG (the grid, or the image itself when N = 1)."""
+    return png_bytes(grid(pixels))
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
@@ -100,15 +102,16 @@ def npy_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def b64_pngs(images: np.ndarray) -> list[str]:
-    return [base64.b64encode(png_bytes(pixels)).decode("ascii") for pixels in to_uint8(images)]
+def b64_pngs(pixels: np.ndarray) -> list[str]:
+    """[N, H, W] uint8 -> N base64 PNG strings."""
+    return [base64.b64encode(png_bytes(image)).decode("ascii") for image in pixels]
 
 
 def json_bytes(payload: dict) -> bytes:
     return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
 
 
-def images_json(model: str, latent_dim: int, latents: np.ndarray, images: np.ndarray) -> bytes:
+def images_json(model: str, latent_dim: int, latents: np.ndarray, pixels: np.ndarray) -> bytes:
     return json_bytes(
-        {"model": model, "latent_dim": latent_dim, "latents": latents.tolist(), "images": b64_pngs(images)}
+        {"model": model, "latent_dim": latent_dim, "latents": latents.tolist(), "images": b64_pngs(pixels)}
     )

@@ -44,9 +44,9 @@ async def sample(
         raise ApiError(422, "invalid_request", f"query parameter 'n': {n} is too many; allowed 1..{limit}", {"max": limit})
     fmt = encoding.negotiate(format, accept, IMAGE_FORMATS, "png")
     latents = prior_latents(n, model.latent_dim, seed, temperature)
-    images = await service.engine.decode(model, latents)
+    decoded = await service.engine.decode(model, latents)
     return image_response(
-        model, fmt, images, lambda: encoding.images_json(model.name, model.latent_dim, latents, images)
+        model, fmt, decoded, lambda: encoding.images_json(model.name, model.latent_dim, latents, decoded.pixels)
     )
 
 
@@ -77,7 +77,7 @@ async def decode(request: Request) -> Response:
     )
     settings = service.settings
     latents = await read_latents(request, model.latent_dim, settings.max_json_bytes, settings.max_sample_n)
-    images = await service.engine.decode(model, latents)
+    decoded = await service.engine.decode(model, latents)
     return image_response(
-        model, fmt, images, lambda: encoding.images_json(model.name, model.latent_dim, latents, images)
+        model, fmt, decoded, lambda: encoding.images_json(model.name, model.latent_dim, latents, decoded.pixels)
     )

@@ -115,11 +115,12 @@ async def reconstruct(
     filenames, inputs = await _model_inputs(request, service, model, normalize)
     encoded = await service.engine.encode(model, inputs)
     latents = posterior_sample(encoded, seed) if sample else encoded.mu
-    images = await service.engine.decode(model, latents)
+    decoded = await service.engine.decode(model, latents)
 
     def json_body() -> bytes:
-        errors = ((inputs.astype(np.float64) - images) ** 2).reshape(len(images), -1).mean(axis=1).tolist()
-        input_pngs, output_pngs = encoding.b64_pngs(inputs), encoding.b64_pngs(images)
+        errors = ((inputs.astype(np.float64) - decoded.images) ** 2).reshape(len(inputs), -1).mean(axis=1).tolist()
+        input_pngs = encoding.b64_pngs(encoding.to_uint8(inputs))
+        output_pngs = encoding.b64_pngs(decoded.pixels)
         latent_rows = latents.tolist()
         results = [
             {
@@ -133,4 +134,4 @@ async def reconstruct(
         ]
         return encoding.json_bytes({"model": model.name, "latent_dim": model.latent_dim, "results": results})
 
-    return image_response(model, fmt, images, json_body)
+    return image_response(model, fmt, decoded, json_body)
