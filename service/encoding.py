@@ -20,7 +20,10 @@ OutputFormat = Literal["png", "json", "npy"]
 MEDIA_TYPES: dict[str, str] = {"png": "image/png", "json": "application/json", "npy": "application/x-npy"}
 FORMAT_OF_MEDIA = {media: fmt for fmt, media in MEDIA_TYPES.items()}
 GRID_PADDING = 2
-PNG_COMPRESS_LEVEL = 1  # outputs are small; speed over a few percent of size
+PNG_COMPRESS_LEVEL = 1  # speed over a few percent of size
+# Below this many raw bytes (a few 28x28 images) deflate stores instead of compressing: the PNG
+# stays about 1 KB and compressing would be the most expensive step of a tiny /decode request.
+PNG_STORE_BELOW = 4096
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -69,7 +72,7 @@ def png_bytes(pixels: np.ndarray) -> bytes:
         (
             PNG_SIGNATURE,
             _png_chunk(b"IHDR", header),
-            _png_chunk(b"IDAT", zlib.compress(scanlines, PNG_COMPRESS_LEVEL)),
+            _png_chunk(b"IDAT", zlib.compress(scanlines, 0 if len(scanlines) < PNG_STORE_BELOW else PNG_COMPRESS_LEVEL)),
             _png_chunk(b"IEND", b""),
         )
     )
