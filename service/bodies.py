@@ -17,6 +17,11 @@ from service.errors import ApiError
 
 IMAGE_TYPES = "multipart/form-data, image/png, image/jpeg, image/bmp, image/gif, image/webp, application/octet-stream"
 LATENT_TYPES = "application/json, application/x-npy"
+# Declared raw-body types we decode (the bytes are sniffed, so image/jpg for a PNG still works).
+RAW_IMAGE_TYPES = frozenset(
+    {"image/png", "image/jpeg", "image/jpg", "image/pjpeg", "image/bmp", "image/x-bmp", "image/x-ms-bmp",
+     "image/gif", "image/webp", "application/octet-stream"}
+)
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
@@ -42,9 +47,7 @@ async def read_body(request: Request, limit: int, setting: str) -> bytes:
 async def read_uploads(request: Request, max_bytes: int, max_images: int) -> list[tuple[str | None, bytes]]:
     """(filename, bytes) for every uploaded image, in order."""
     media_type = _media_type(request)
-    if media_type != "multipart/form-data" and not (
-        media_type.startswith("image/") or media_type == "application/octet-stream"
-    ):
+    if media_type != "multipart/form-data" and media_type not in RAW_IMAGE_TYPES:
         raise ApiError(
             415,
             "unsupported_media_type",

@@ -150,6 +150,8 @@ def test_a_decompression_bomb_is_refused_before_decoding(limited, live_server):
 def test_unsupported_media_is_415(limited):
     assert_error(limited.post("/encode", content=b"hello", headers={"Content-Type": "text/plain"}),
                  415, "unsupported_media_type", "multipart/form-data")
+    assert_error(limited.post("/encode", content=b"<svg/>", headers={"Content-Type": "image/svg+xml"}),
+                 415, "unsupported_media_type", "image/png")
     tiff = image_bytes(np.zeros((28, 28), np.uint8), "TIFF")
     assert_error(limited.post("/encode", files={"file": ("d.tiff", tiff)}), 415, "unsupported_media_type", "TIFF")
 
