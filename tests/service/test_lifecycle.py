@@ -124,7 +124,8 @@ def queued_decoder_rows(http: httpx.Client) -> float:
 
 
 def test_sigterm_stops_accepting_finishes_queued_work_and_exits(server_factory):
-    server = server_factory({"VAE_MAX_QUEUE_DELAY_MS": "3000", "VAE_MAX_BATCH_SIZE": "4096"})
+    # Queued requests wait up to 5 s for a batch that never fills: SIGTERM arrives while they wait.
+    server = server_factory({"VAE_MAX_QUEUE_DELAY_MS": "5000", "VAE_MAX_BATCH_SIZE": "4096"})
     sizes = [1, 5, 64, 3, 200, 1, 17, 9]
     with server.client() as http, ThreadPoolExecutor(len(sizes)) as pool:
         pending = [
