@@ -12,9 +12,12 @@ FROM ${BASE_IMAGE}
 # cpu: requirements/service.txt; gpu: the same with onnxruntime swapped for requirements/service-gpu.txt
 ARG VARIANT=cpu
 
+# ORT_DISABLE_TELEMETRY: onnxruntime's POSIX telemetry otherwise tries to upload usage events and,
+# on the read-only filesystem, warns at start-up that it cannot store a device id.
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    ORT_DISABLE_TELEMETRY=1 \
     PATH=/opt/venv/bin:$PATH
 
 RUN useradd --system --uid 10001 --user-group --no-create-home --home-dir /app --shell /usr/sbin/nologin vae
