@@ -119,3 +119,14 @@ def test_decoder_graph_has_no_random_ops(tmp_path, tiny_run):
     for graph in ("encoder.onnx", "decoder.onnx"):
         ops = {node.op_type for node in onnx.load(str(out / graph)).graph.node}
         assert not ops & {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial"}
+
+
+def test_onnxruntime_decoding_gives_the_same_importance_sampled_nll_as_torch(tmp_path, tiny_run):
+    from training.evaluate import importance_sampled_nll, onnx_logits_decoder
+    from training.train import load_model
+
+    model, _ = load_model(tiny_run)
+    x = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(0)).bernoulli()
+    with_torch = importance_sampled_nll(model, x, k=64, seed=3)
+    with_onnx = importance_sampled_nll(model, x, k=64, seed=3, decode=onnx_logits_decoder(model, tmp_path))
+    torch.testing.assert_close(with_onnx, with_torch, atol=1e-3, rtol=0)
