@@ -31,6 +31,16 @@ teardown() {
 }
 trap teardown EXIT
 
+# Every service setting reaches the container: compose lists each VAE_* name it passes through.
+"${compose[@]}" -p "$project" config --format json | "$python" -c "
+import json, sys
+from service.config import Settings
+passed = set(json.load(sys.stdin)['services']['vae']['environment'])
+missing = sorted({f'VAE_{name.upper()}' for name in Settings.model_fields} - passed)
+assert not missing, f'docker-compose.yml does not pass {missing} through; add them under environment:'
+print(f'smoke: docker-compose.yml passes all {len(Settings.model_fields)} VAE_* settings through')
+"
+
 start=$SECONDS
 "${compose[@]}" -p "$project" up -d --build
 container=$("${compose[@]}" -p "$project" ps -q vae)
