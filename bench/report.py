@@ -1,0 +1,215 @@
+"""Results -> markdown (the table README quotes), the targets of issue 6, and the throughput plot."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from bench.suite import Scenario, Suite
+
+MB = 1024 * 1024
+
+
+@dataclass
+class Target:
+    name: str
+    wanted: str
+    got: str
+    met: bool
+
+
+def _fmt(value: float, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = psutil.virtual_memory().total / (1024**3)
+    import onnxruntime
+
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB RAM; {platform.system()} {platform.release()}; "
+        f"Python {platform.python_version()}; onnxruntime {onnxruntime.__version__}"
+    )
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _find(suite: Suite, name_prefix: str, server: str = "batching on", concurrency: int | None = None) -> Scenario | None:
+    for s in suite.scenarios:
+        if s.name.startswith(name_prefix) and s.server == server and s.load.mode == "closed":
+            if concurrency is None or s.load.concurrency == concurrency:
+                return s
+    return None
+
+
+def targets(suite: Suite) -> list[Target]:
+    found: list[Target] = []
+    sample = _find(suite, "/sample n=256 npy")
+    if sample:
+        ceiling = suite.ceiling["graphs"]["decoder"]["256"]
+        ratio = sample.load.images_per_s / ceiling
+        found.append(Target(
+            "/sample n=256 npy vs compute ceiling (batch 256)", ">= 70%",
+            f"{ratio:.0%} ({sample.load.images_per_s:,.0f} of {ceiling:,.0f} images/s)", ratio >= 0.70,
+        ))
+    decode = _find(suite, "/decode", concurrency=64)
+    ping = _find(suite, "/ping", concurrency=64)
+    if decode and ping:
+        ratio = decode.load.requests_per_s / ping.load.requests_per_s
+        found.append(Target(
+            "/decode n=1 c=64 vs HTTP ceiling (/ping c=64)", ">= 70%",
+            f"{ratio:.0%} ({decode.load.requests_per_s:,.0f} of {ping.load.requests_per_s:,.0f} req/s)", ratio >= 0.70,
+        ))
+    gains = []
+    for on in (s for s in suite.scenarios if s.server == "batching on" and s.group == "decode"):
+        off = _find(suite, on.name, "batching off", on.load.concurrency)
+        if off and off.load.requests_per_s:
+            gains.append((on.load.concurrency, on.load.requests_per_s / off.load.requests_per_s))
+    if gains:
+        c64 = dict(gains).get(64)
+        listed = ", ".join(f"c={c}: {g:.2f}x" for c, g in gains)
+        found.append(Target(
+            "batching on never loses to off (/decode n=1, on/off req/s)", ">= 1.00x at every concurrency",
+            f"{listed}; gain at c=64: {c64:.2f}x" if c64 else listed, all(g >= 1.0 for _, g in gains),
+        ))
+    for s in suite.scenarios:
+        if s.server == "batching on" and s.load.mode == "closed" and s.load.concurrency == 32:
+            p50, p99 = s.load.percentile_ms(50), s.load.percentile_ms(99)
+            found.append(Target(
+                f"p99 <= 3x p50 at c=32: {s.name}", "<= 3.0x", f"{p99 / p50:.2f}x ({p50:.2f} / {p99:.2f} ms)",
+                p99 <= 3 * p50,
+            ))
+    rss = suite.memory.get("ready_rss")
+    if rss:
+        loaded = ", ".join(suite.model.get("loaded", []))
+        found.append(Target(
+            f"service RSS with every model loaded ({loaded}), at ready", "< 250 MB", f"{rss / MB:.0f} MB", rss < 250 * MB
+        ))
+    return found
+
+
+def scenario_table(suite: Suite) -> str:
+    header = (
+        "| scenario | server | load | req/s | images/s | p50 ms | p95 ms | p99 ms | errors | mean batch rows "
+        "| server CPU | client CPU | peak RSS MB | of ceiling |\n|---|---|---|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|---|"
+    )
+    rows = []
+    order = ["http ceiling", "sample", "decode", "upload", "open loop"]
+    for s in sorted(suite.scenarios, key=lambda s: order.index(s.group) if s.group in order else len(order)):
+        load = s.load
+        errors = ", ".join(f"{k}: {v}" for k, v in load.errors.items()) or "0"
+        ceiling = "(the HTTP ceiling)" if s.group == "http ceiling" else f"{s.fraction:.0%} of {s.bound}"
+        rows.append(
+            f"| {s.name} | {s.server.replace('batching ', '')} | {s.label} | {_fmt(load.requests_per_s)} "
+            f"| {_fmt(load.images_per_s, 0) if s.rows else '-'} | {_fmt(load.percentile_ms(50), 2)} "
+            f"| {_fmt(load.percentile_ms(95), 2)} | {_fmt(load.percentile_ms(99), 2)} | {errors} "
+            f"| {_fmt(s.mean_batch)} | {_fmt(s.cpu_percent, 0)}% | {_fmt(s.client_cpu_percent, 0)}% | {s.peak_rss / MB:.0f} | {ceiling} |"
+        )
+    return header + "\n" + "\n".join(rows)
+
+
+def ceiling_table(suite: Suite) -> str:
+    graphs = suite.ceiling["graphs"]
+    sizes = list(graphs["decoder"])
+    header = "| graph | " + " | ".join(f"batch {b}" for b in sizes) + " |\n|---|" + "--:|" * len(sizes)
+    rows = [f"| {graph} | " + " | ".join(f"{graphs[graph][b]:,.0f}" for b in sizes) + " |" for graph in graphs]
+    return header + "\n" + "\n".join(rows)
+
+
+def markdown(suite: Suite, plot_name: str | None = "throughput.png") -> str:
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(suite.started_at))
+    took = suite.finished_at - suite.started_at
+    model = suite.model
+    pin = (
+        f"service and compute ceiling pinned to CPU {sorted(suite.server_cpus)}, load generator to CPU "
+        f"{sorted(suite.client_cpus)}" if suite.server_cpus else "no pinning (fewer than 2 cores)"
+    )
+    loads = " -> ".join("/".join(f"{x:.2f}" for x in avg) for avg in suite.load_average)
+    lines = [
+        f"Measured {when} at commit `{git_commit()}` in {took:.0f} s; machine: {machine()}.",
+        f"{pin}; load average (1/5/15 min) before -> after: {loads}.",
+        f"Model `{model.get('name')}` {model.get('version')} (latent {model.get('latent_dim')}, "
+        f"{model.get('provider')}); closed-loop runs {suite.duration_s:g} s after {suite.warmup_s:g} s warm-up; "
+        f"open-loop latency counts from each request's scheduled arrival.",
+        "",
+        "**Targets**",
+        "",
+        "| target | wanted | got | met |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {t.name} | {t.wanted} | {t.got} | {'yes' if t.met else '**no**'} |" for t in targets(suite)]
+    lines += [
+        "",
+        "**Scenarios** (one row per run; \"of ceiling\": req/s as a fraction of the lower of the two ceilings: "
+        "/ping at the same concurrency, or onnxruntime in-process at the largest batch the scenario can form)",
+        "",
+        scenario_table(suite),
+        "",
+        f"**Compute ceiling**: onnxruntime in-process, images/s, the service's session options "
+        f"({suite.ceiling.get('intra_op_threads')} intra-op thread), on the service's core; the better of two "
+        f"measurements, at the start and the end of the run",
+        "",
+        ceiling_table(suite),
+        "",
+        f"**Memory**: RSS at ready with {', '.join(model.get('loaded', []))} loaded: "
+        f"{suite.memory['ready_rss'] / MB:.0f} MB (batching off service: {suite.memory['ready_rss_off'] / MB:.0f} MB); "
+        f"peak during the run: {suite.memory['peak_rss'] / MB:.0f} MB; at the end: {suite.memory['end_rss'] / MB:.0f} MB.",
+    ]
+    if plot_name:
+        lines += ["", f"![throughput against concurrency]({plot_name})"]
+    return "\n".join(lines) + "\n"
+
+
+def plot(suite: Suite, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series: dict[str, list[tuple[int, float]]] = {}
+    for s in suite.scenarios:
+        if s.load.mode != "closed" or s.group == "sample":
+            continue
+        key = s.name if s.server == "batching on" else f"{s.name} (batching off)"
+        series.setdefault(key, []).append((s.load.concurrency, s.load.requests_per_s))
+    figure, axis = plt.subplots(figsize=(7, 4.2), dpi=110)
+    for name, points in series.items():
+        points.sort()
+        axis.plot([c for c, _ in points], [r for _, r in points], marker="o", label=name,
+                  linestyle="--" if "off" in name else "-")
+    axis.set_xscale("log", base=2)
+    axis.set_xticks([1, 8, 32, 64], labels=["1", "8", "32", "64"])
+    axis.set_xlabel("concurrent connections (closed loop)")
+    axis.set_ylabel("requests/s")
+    axis.set_ylim(bottom=0)
+    when = time.strftime("%Y-%m-%d", time.gmtime(suite.started_at))
+    axis.set_title(f"VAE service throughput, server on 1 core ({when})", fontsize=10)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)

@@ -1,0 +1,105 @@
+"""The benchmark's own machinery works: a short load against the live service, then the report.
+
+Runs in about 3 seconds; the numbers are not checked (any machine passes), only that requests
+were counted, statuses classified, batch sizes read from /metrics and the table written.
+"""
+
+from __future__ import annotations
+
+import math
+
+import httpx
+
+from bench import report, traffic
+from bench.loadgen import closed_loop, open_loop
+from bench.server import ResourceWatch, batch_stats
+from bench.suite import Scenario, Suite, attach_ceilings
+
+
+class _LiveServer:
+    """The parts of bench.server.BenchServer that ResourceWatch needs, around tests' live_server."""
+
+    label = "batching on"
+
+    def __init__(self, live_server) -> None:
+        import psutil
+
+        self.process = psutil.Process(live_server.pid)
+        self.port = int(live_server.base_url.rsplit(":", 1)[1])
+        self.base_url = live_server.base_url
+
+    def rss(self) -> int:
+        return self.process.memory_info().rss
+
+    def cpu_seconds(self) -> float:
+        times = self.process.cpu_times()
+        return times.user + times.system
+
+    def latent_dim(self) -> int:
+        info = httpx.get(f"{self.base_url}/models").json()
+        return next(m for m in info["models"] if m["name"] == info["default"])["card"]["latent_dim"]
+
+
+def _scenario(server: _LiveServer, group: str, load, rows: int, watch: ResourceWatch) -> Scenario:
+    return Scenario(group, "x", server.label, None, rows, load, float("nan"), watch.cpu_percent,
+                    watch.client_cpu_percent, watch.peak_rss)
+
+
+def test_closed_and_open_loop_count_requests_statuses_and_images(live_server):
+    server = _LiveServer(live_server)
+    with ResourceWatch(server) as watch:
+        ping = closed_loop(server.port, traffic.ping(server.port), 4, duration_s=0.5, warmup_s=0.1, hook=watch.mark)
+    assert ping.ok > 20 and ping.errors == {}
+    assert ping.percentile_ms(50) <= ping.percentile_ms(99)
+    assert watch.cpu_percent > 0 and watch.peak_rss > 10 * 2**20
+
+    latent_dim = server.latent_dim()
+    decode = open_loop(server.port, traffic.decode(server.port, latent_dim), rate=100, duration_s=0.5, warmup_s=0.1)
+    assert decode.mode == "open" and 35 <= decode.ok <= 65 and decode.errors == {}
+    assert decode.images == decode.ok  # one image per /decode n=1
+
+    sample = closed_loop(server.port, traffic.sample(server.port, 16, "npy"), 2, duration_s=0.3, warmup_s=0.0)
+    assert sample.ok > 0 and sample.images == 16 * sample.ok
+
+
+def test_errors_are_counted_by_status(live_server):
+    server = _LiveServer(live_server)
+    wrong = traffic.Traffic("bad latents", (traffic.decode(server.port, 3).requests[0],), images=1)
+    result = closed_loop(server.port, wrong, 2, duration_s=0.3, warmup_s=0.0)
+    assert result.ok == 0 and set(result.errors) == {"422"}
+
+
+def test_uploads_and_batch_stats_from_metrics(live_server):
+    from tests.helpers import digit_png_bytes
+
+    server = _LiveServer(live_server)
+    before = batch_stats(httpx.get(f"{server.base_url}/metrics").text, "encoder")
+    load = traffic.upload(server.port, "/reconstruct", [digit_png_bytes(0)])
+    result = closed_loop(server.port, load, 2, duration_s=0.3, warmup_s=0.0)
+    assert result.ok > 0 and result.errors == {}
+    delta = batch_stats(httpx.get(f"{server.base_url}/metrics").text, "encoder") - before
+    assert delta.rows >= result.ok and 1.0 <= delta.mean_rows <= 2.0  # two connections: batches of 1 or 2
+
+
+def test_report_renders_a_table_and_a_plot(live_server, tmp_path):
+    server = _LiveServer(live_server)
+    suite = Suite(duration_s=0.3, warmup_s=0.0, server_cpus=None, client_cpus=None)
+    suite.ceiling = {"intra_op_threads": 1, "graphs": {g: {"1": 1000.0, "256": 5000.0} for g in ("decoder", "encoder")}}
+    suite.memory = {"ready_rss": 100 * 2**20, "ready_rss_off": 100 * 2**20, "peak_rss": 110 * 2**20, "end_rss": 105 * 2**20}
+    suite.model = {"name": "mnist", "loaded": ["mnist"]}
+    with ResourceWatch(server) as watch:
+        ping = closed_loop(server.port, traffic.ping(server.port), 2, 0.3, 0.0, hook=watch.mark)
+    suite.scenarios.append(_scenario(server, "http ceiling", ping, 0, watch))
+    suite.scenarios[-1].name = "/ping"
+    with ResourceWatch(server) as watch:
+        decode = closed_loop(server.port, traffic.decode(server.port, server.latent_dim()), 2, 0.3, 0.0, hook=watch.mark)
+    suite.scenarios.append(_scenario(server, "decode", decode, 1, watch))
+    suite.scenarios[-1].name = "/decode n=1 json"
+    suite.finished_at = suite.started_at + 1
+    attach_ceilings(suite)
+    text = report.markdown(suite)
+    assert "| /decode n=1 json | on | c=2 |" in text
+    assert "% of HTTP |" in text or "% of compute |" in text
+    assert not math.isnan(suite.scenarios[-1].fraction)
+    report.plot(suite, tmp_path / "throughput.png")
+    assert (tmp_path / "throughput.png").read_bytes()[:4] == b"\x89PNG"
