@@ -97,9 +97,10 @@ def export(
     name: Annotated[Optional[str], typer.Option(help="model name (default: the folder name)")] = None,
     version: Annotated[str, typer.Option()] = "1.0.0",
     compare_with: Annotated[list[Path], typer.Option(help="runs of the other likelihood, for the card's selection note")] = [],
+    note: Annotated[Optional[str], typer.Option(help="free text for the card's training section")] = None,
 ) -> None:
     """Write encoder.onnx, decoder.onnx (checked against torch) and model.json."""
     from training.export import export_run
 
-    card = export_run(run, out, name=name or out.name, version=version, compare_with=compare_with)
+    card = export_run(run, out, name=name or out.name, version=version, compare_with=compare_with, note=note)
     typer.echo(f"exported {card['name']} to {out}: parity {card['export']['parity_max_abs_diff']}")

@@ -203,7 +203,10 @@ def _selection(run_dir: Path, compare_with: list[Path], chosen: str) -> dict | N
             "class_entropy_nats": report["sample_quality"]["class_coverage"]["entropy_nats"],
         })
     best = min(candidates, key=lambda c: c["frechet_distance"])
+    scores = ", ".join(f"{c['likelihood']} {c['frechet_distance']}" for c in candidates)
     return {
+        "reason": f"{best['likelihood']} samples are closer to the test set in classifier features "
+                  f"(Fréchet distance, lower is better: {scores})",
         "rule": "ship the likelihood whose samples have the lower classifier Fréchet distance to the test set, "
                 "comparing runs trained with the same schedule",
         "candidates": candidates,
@@ -212,7 +215,9 @@ def _selection(run_dir: Path, compare_with: list[Path], chosen: str) -> dict | N
     }
 
 
-def export_run(run_dir: Path, out_dir: Path, *, name: str, version: str, compare_with: list[Path] = ()) -> dict:
+def export_run(
+    run_dir: Path, out_dir: Path, *, name: str, version: str, compare_with: list[Path] = (), note: str | None = None
+) -> dict:
     from training.train import load_model
 
     model, config = load_model(run_dir)
@@ -224,6 +229,8 @@ def export_run(run_dir: Path, out_dir: Path, *, name: str, version: str, compare
     training = _training_summary(run_dir)
     if selection:
         training["likelihood_selection"] = selection
+    if note:
+        training["note"] = note
     started = time.perf_counter()
     card = export_model(model, out_dir, name=name, dataset=config.dataset, version=version, training=training, metrics=metrics)
     card["export"]["seconds"] = round(time.perf_counter() - started, 1)
