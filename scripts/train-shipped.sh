@@ -58,6 +58,13 @@ fashion_winner=$(winner runs/fashion-mnist-bernoulli-e30 runs/fashion-mnist-gaus
 echo "likelihood winners: $mnist_winner, $fashion_winner"
 [ "$mnist_winner" = runs/mnist-bernoulli-e10 ] || { echo "gaussian won on MNIST: train runs/mnist-gaussian for 60 epochs first" >&2; exit 1; }
 
+# The shipped Fashion-MNIST run was evaluated cheaply for the comparison: report k=1000 on all
+# 10,000 test images (its FD does not change: same seed, same classifier).
+if [ "$($py -c "import json; print(json.load(open('$fashion_winner/eval.json'))['importance_samples_k'])")" -lt 1000 ]; then
+  mv "$fashion_winner/eval.json" "$fashion_winner/eval-comparison.json"
+  evaluate "$fashion_winner" fashion-mnist --nll-k 1000
+fi
+
 $py -m training export --run runs/mnist-bernoulli --out models/mnist \
   --compare-with runs/mnist-bernoulli-e10 --compare-with runs/mnist-gaussian-e10
 $py -m training export --run "$fashion_winner" --out models/fashion-mnist \
