@@ -207,7 +207,7 @@ def plot(suite: Suite, path: Path) -> None:
             continue
         key = s.name if s.server == "batching on" else f"{s.name} ({s.server})"
         series.setdefault(key, []).append((s.load.concurrency, s.load.requests_per_s))
-    figure, axis = plt.subplots(figsize=(7, 4.2), dpi=110)
+    figure, axis = plt.subplots(figsize=(9, 4.2), dpi=110)
     for name, points in series.items():
         points.sort()
         axis.plot([c for c, _ in points], [r for _, r in points], marker="o", label=name,
@@ -220,7 +220,7 @@ def plot(suite: Suite, path: Path) -> None:
     when = time.strftime("%Y-%m-%d", time.gmtime(suite.started_at))
     axis.set_title(f"VAE service throughput, server on 1 core ({when})", fontsize=10)
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
+    axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
