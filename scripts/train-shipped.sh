@@ -2,7 +2,7 @@
 # Reproduce the shipped models end to end: data, likelihood comparison, training, evaluation,
 # export. Every step resumes or is skipped when its output exists, so a cut-off run continues.
 # Run it in the background: nohup bash scripts/train-shipped.sh > logs/train-shipped.log 2>&1 &
-# On 2 cores this took about 2.5 hours here (see training/README.md for the measured times).
+# On 2 cores its steps, as they ran here one by one, add up to about 2.2 hours (model cards hold the times).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=.venv/bin/python

@@ -7,15 +7,22 @@ vectorised over images and samples (no per-image loop).
 
 from __future__ import annotations
 
+import json
 import math
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import torch
 from scipy import linalg
 
-from training.classifier import Classifier, predict
+from training.classifier import Classifier, load_classifier, predict
+from training.data import load_dataset
+from training.export import check_parity, export_graph
 from training.model import LOG_2PI, VAE
+from training.train import eval_targets, load_model, set_threads, test_elbo, to_tensor
 
 
 @torch.inference_mode()
@@ -120,16 +127,10 @@ def sample_quality(
 
 def onnx_logits_decoder(model: VAE, folder):
     """The torch decoder exported without its sigmoid and run by onnxruntime (parity-checked)."""
-    from pathlib import Path
-
-    import onnxruntime as ort
-
-    from training.export import _export, check_parity
-
     path = Path(folder) / "decoder-logits.onnx"
     latent = model.arch.latent_dim
     generator = torch.Generator().manual_seed(0)
-    _export(model.decoder, torch.randn(2, latent), path, "z", ["logits"])
+    export_graph(model.decoder, torch.randn(2, latent), path, "z", ["logits"])
     check_parity(model.decoder, path, lambda n: torch.randn(n, latent, generator=generator))
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
@@ -148,14 +149,6 @@ def evaluate_run(
     n_samples: int = 10_000, threads: int | None = None, seed: int = 0,
 ) -> dict:
     """Every figure the model card reports, written to run_dir/eval.json."""
-    import json
-    import tempfile
-    from pathlib import Path
-
-    from training.classifier import load_classifier
-    from training.data import load_dataset
-    from training.train import eval_targets, load_model, set_threads, test_elbo, to_tensor
-
     set_threads(threads)
     run_dir = Path(run_dir)
     model, config = load_model(run_dir)

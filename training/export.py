@@ -48,7 +48,7 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _export(module: nn.Module, example: torch.Tensor, path: Path, input_name: str, output_names: list[str]) -> None:
+def export_graph(module: nn.Module, example: torch.Tensor, path: Path, input_name: str, output_names: list[str]) -> None:
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
     program = torch.onnx.export(
         module,
@@ -111,8 +111,8 @@ def export_model(
     encoder_path, decoder_path = out_dir / "encoder.onnx", out_dir / "decoder.onnx"
     decoder = DecoderWithSigmoid(model).eval()
     # Example batches of size >= 2, else the dynamo exporter specialises the batch axis to 1.
-    _export(model.encoder, images(2), encoder_path, "image", ["mu", "logvar"])
-    _export(decoder, latents(2), decoder_path, "z", ["image"])
+    export_graph(model.encoder, images(2), encoder_path, "image", ["mu", "logvar"])
+    export_graph(decoder, latents(2), decoder_path, "z", ["image"])
     parity = {
         "encoder": check_parity(model.encoder, encoder_path, images),
         "decoder": check_parity(decoder, decoder_path, latents),

@@ -77,9 +77,8 @@ def test_a_second_training_into_the_same_folder_needs_resume(tmp_path, small_mni
 
 def test_evaluate_then_export_gives_graphs_that_match_torch_and_the_card(tmp_path, tiny_run, small_mnist, monkeypatch):
     import training.evaluate as evaluate_module
-    import training.data as data_module
 
-    monkeypatch.setattr(data_module, "load_dataset", lambda name, cache_dir=None: small_mnist)
+    monkeypatch.setattr(evaluate_module, "load_dataset", lambda name, cache_dir=None: small_mnist)
     classifier_dir = tmp_path / "classifier"
     report = train_classifier(small_mnist, classifier_dir, epochs=1, threads=1, limit_train=2000)
     assert 0.5 < report["test_accuracy"] <= 1.0
