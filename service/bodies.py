@@ -9,9 +9,11 @@ import io
 import json
 
 import numpy as np
+import orjson
 from fastapi import Request
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect
 
 from service.errors import ApiError
 
@@ -34,14 +36,24 @@ async def read_body(request: Request, limit: int, setting: str) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, "payload_too_large", f"body is {declared} bytes; at most {limit} ({setting})")
+    # ASGI receive() straight, not Request.stream(): one async generator less per request, and a
+    # small body arrives in one message, returned as is.
     chunks: list[bytes] = []
     total = 0
-    async for chunk in request.stream():
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
         total += len(chunk)
         if total > limit:
             raise ApiError(413, "payload_too_large", f"body exceeds {limit} bytes ({setting})")
+        if not message.get("more_body", False):
+            if not chunks:
+                return chunk
+            chunks.append(chunk)
+            return b"".join(chunks)
         chunks.append(chunk)
-    return b"".join(chunks)
 
 
 async def read_uploads(request: Request, max_bytes: int, max_images: int) -> list[tuple[str | None, bytes]]:
@@ -103,8 +115,9 @@ def latents_array(raw: object, latent_dim: int, max_rows: int) -> np.ndarray:
             422, "invalid_request", f"{len(array)} latent rows; allowed 1..{max_rows} (VAE_MAX_SAMPLE_N)",
             {"max_rows": max_rows},
         )
-    # One reduction rejects NaN (max propagates it), inf, and values that would overflow float32.
-    if not np.abs(array).max() <= FLOAT32_MAX:
+    # One reduction rejects NaN (max propagates it), inf, and values that would overflow float32
+    # (the ufunc's reduce directly: ndarray.max() goes through a Python wrapper).
+    if not np.maximum.reduce(np.abs(array), axis=None) <= FLOAT32_MAX:
         raise ApiError(
             422, "invalid_request", f"latents contain NaN or inf (or values beyond float32); expected finite [N, {latent_dim}] floats",
             {"expected_latent_dim": latent_dim},
@@ -121,9 +134,14 @@ async def read_latents(request: Request, latent_dim: int, max_bytes: int, max_ro
     body = await read_body(request, max_bytes, "VAE_MAX_JSON_BYTES")
     if media_type == "application/json":
         try:
-            payload = json.loads(body)
-        except (ValueError, RecursionError):
-            raise ApiError(422, "invalid_request", 'body is not valid JSON; send {"latents": [[float, ...], ...]}') from None
+            payload = orjson.loads(body)  # ~7x faster than json.loads on a small body
+        except orjson.JSONDecodeError:
+            # orjson refuses what the standard library reads (NaN, Infinity, 1e400, UTF-16); read it
+            # that way so those get latents_array's precise message, and only then call it invalid.
+            try:
+                payload = json.loads(body)
+            except (ValueError, RecursionError):
+                raise ApiError(422, "invalid_request", 'body is not valid JSON; send {"latents": [[float, ...], ...]}') from None
         if not isinstance(payload, dict) or "latents" not in payload:
             raise ApiError(422, "invalid_request", 'JSON body must be an object {"latents": [[float, ...], ...]}')
         try:

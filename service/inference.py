@@ -7,7 +7,7 @@ numpy's default_rng(seed) (FACTS.md: sampling ops in exported graphs cannot be s
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -19,14 +19,12 @@ from service.registry import GRAPH_INPUT, GRAPH_OUTPUTS, GRAPHS, LoadedModel, Re
 logger = logging.getLogger("service.inference")
 
 
-@dataclass(frozen=True)
-class Encoded:
+class Encoded(NamedTuple):  # NamedTuple: built per request, cheaper than a frozen dataclass
     mu: np.ndarray  # [N, D] float32
     logvar: np.ndarray  # [N, D] float32
 
 
-@dataclass(frozen=True)
-class Decoded:
+class Decoded(NamedTuple):
     images: np.ndarray  # [N, C, H, W] float32 in [0, 1]
     pixels: np.ndarray  # [N, H, W] uint8, for PNG outputs
 
@@ -89,11 +87,11 @@ class Engine:
 
     async def encode(self, model: LoadedModel, images: np.ndarray) -> Encoded:
         mu, logvar = await self.batchers[(model.name, "encoder")].infer(images, self.timeout_s)
-        return Encoded(mu=mu, logvar=logvar)
+        return Encoded(mu, logvar)
 
     async def decode(self, model: LoadedModel, latents: np.ndarray) -> Decoded:
         images, pixels = await self.batchers[(model.name, "decoder")].infer(latents, self.timeout_s)
-        return Decoded(images=images, pixels=pixels)
+        return Decoded(images, pixels)
 
 
 def prior_latents(n: int, latent_dim: int, seed: int | None, temperature: float) -> np.ndarray:
