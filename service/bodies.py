@@ -26,6 +26,7 @@ RAW_IMAGE_TYPES = frozenset(
      "image/gif", "image/webp", "application/octet-stream"}
 )
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+NUMBER_TYPES = frozenset({float, int})
 
 
 def _media_type(request: Request) -> str:
@@ -110,10 +111,8 @@ def well_formed_latents(raw: object, latent_dim: int, max_rows: int) -> np.ndarr
     for row in rows:
         if type(row) is not list or len(row) != latent_dim:
             return None
-        for value in row:
-            kind = type(value)
-            if kind is not float and kind is not int:  # bool is not int here: refused, as before
-                return None
+        if not NUMBER_TYPES.issuperset(map(type, row)):  # exact types: bool (an int subclass) is refused
+            return None
         # NaN fails every comparison, and a sum with NaN or inf in it is not finite.
         if not (-FLOAT32_MAX <= min(row) and max(row) <= FLOAT32_MAX and math.isfinite(sum(row))):
             return None
