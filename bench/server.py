@@ -44,6 +44,9 @@ class BatchStats:
     def __sub__(self, other: BatchStats) -> BatchStats:
         return BatchStats(self.rows - other.rows, self.batches - other.batches)
 
+    def __add__(self, other: BatchStats) -> BatchStats:
+        return BatchStats(self.rows + other.rows, self.batches + other.batches)
+
     @property
     def mean_rows(self) -> float:
         return self.rows / self.batches if self.batches else float("nan")

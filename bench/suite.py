@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench import traffic
 from bench.loadgen import LoadResult, Traffic, closed_loop, merge, open_loop
-from bench.server import BenchServer, ResourceWatch, pin
+from bench.server import BatchStats, BenchServer, ResourceWatch, pin
 from tests.helpers import MODELS_DIR, digit_png_bytes
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -114,22 +114,26 @@ def run_scenarios(
 ) -> list[Scenario]:
     """One scenario per run; with rounds > 1 they take turns (A B C, C B A, A B C) in
     duration/rounds slices, merged, so drift in background load favours none of them."""
-    before = [server.batch_stats(graph) if graph else None for _, server, _, graph in runs]
     parts: list[list[tuple[LoadResult, ResourceWatch]]] = [[] for _ in runs]
+    # Batch statistics per slice: runs that share a server (the /sample pairs) must not mix.
+    batches = [BatchStats() for _ in runs]
     slice_s = suite.duration_s / rounds
     for round_index in range(rounds):
         order = range(len(runs)) if round_index % 2 == 0 else reversed(range(len(runs)))
         for index in order:
-            _, server, load, _ = runs[index]
+            _, server, load, graph = runs[index]
+            before = server.batch_stats(graph) if graph else None
             with ResourceWatch(server) as watch:
                 if rate is None:
                     result = closed_loop(server.port, load, concurrency, slice_s, suite.warmup_s, hook=watch.mark)
                 else:
                     result = open_loop(server.port, load, rate, slice_s, suite.warmup_s, hook=watch.mark)
+            if graph:
+                batches[index] = batches[index] + (server.batch_stats(graph) - before)
             parts[index].append((result, watch))
     scenarios = []
-    for (group, server, load, graph), first, results in zip(runs, before, parts):
-        mean_batch = (server.batch_stats(graph) - first).mean_rows if graph else float("nan")
+    for (group, server, load, graph), stats, results in zip(runs, batches, parts):
+        mean_batch = stats.mean_rows if graph else float("nan")
         windows = [r.window_s for r, _ in results]
 
         def weighted(values: list[float]) -> float:
@@ -193,11 +197,12 @@ def run_quick(duration_s: float = 3.0, warmup_s: float = 0.5, ceiling_s: float =
             if c == 64:
                 decode_c64 = on.load.requests_per_s
         for n in SAMPLE_N:
-            for fmt in ("png", "npy"):
-                run_scenario(
-                    suite, batching_on, "sample", traffic.sample(batching_on.port, n, fmt), "decoder",
-                    concurrency=SAMPLE_CONCURRENCY,
-                )
+            # PNG and npy take turns: a single 3-s run of ~170 big requests moved by 20% between runs.
+            run_scenarios(
+                suite,
+                [("sample", batching_on, traffic.sample(batching_on.port, n, fmt), "decoder") for fmt in ("png", "npy")],
+                concurrency=SAMPLE_CONCURRENCY, rounds=ROUNDS,
+            )
         if server_cpus:
             # The same pair with the service free to use every core (the load generator stays on its
             # own): how a deployment runs it, with onnxruntime off the event loop's core.
