@@ -1,11 +1,12 @@
-"""Annotated dependencies shared by the routers. All async: FastAPI runs plain `def`
-dependencies in a thread pool, which costs more than they do."""
+"""Lookups shared by the routers: the service state, a model by name, /decode's format check.
+ServiceDep is async: FastAPI runs plain `def` dependencies in a thread pool, which costs more than
+they do. Query parameters of the inference routes are parsed by service/query.py."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Query, Request
+from fastapi import Depends, Request
 
 from service.errors import ApiError
 from service.registry import LoadedModel
@@ -45,15 +46,3 @@ async def get_service(request: Request) -> ServiceState:
 
 
 ServiceDep = Annotated[ServiceState, Depends(get_service)]
-
-
-async def get_model(
-    service: ServiceDep,
-    model: Annotated[str | None, Query(description="Model name (GET /models); default: the configured default model")] = None,
-) -> LoadedModel:
-    return find_model(service, model)
-
-
-ModelDep = Annotated[LoadedModel, Depends(get_model)]
-AcceptHeader = Annotated[str | None, Header(include_in_schema=False)]
-Seed = Annotated[int | None, Query(ge=0, le=2**63 - 1, description="Seed for numpy default_rng; same seed, same output")]

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Literal
+from typing import Literal
 
 import numpy as np
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
+from pydantic import Field
 
 from service import encoding
 from service.bodies import read_uploads
-from service.deps import AcceptHeader, ModelDep, Seed, ServiceDep
+from service.deps import find_model, service_of
 from service.errors import ApiError, error_responses
 from service.imaging import ImageRejected, prepare_images
 from service.inference import posterior_sample
+from service.query import ImageFormat, ModelName, Normalize, QueryModel, Seed, openapi_parameters, parse_query
 from service.registry import LoadedModel
-from service.routes.generate import IMAGE_FORMATS, IMAGE_RESPONSES, FormatQuery
+from service.routes.generate import IMAGE_FORMATS, IMAGE_RESPONSES
 from service.routes.responses import image_response, model_headers
 from service.routes.schemas import UPLOAD_BODY, EncodeJSON, ReconstructJSON
 from service.state import ServiceState
@@ -25,10 +27,21 @@ router = APIRouter(tags=["images"])
 # Small uploads decode faster inline than the hop to a thread costs.
 INLINE_DECODE_BYTES = 64 * 1024
 
-Normalize = Annotated[
-    bool, Query(description="true: make the image like the training data (docs/preprocessing.md); false: grayscale + resize")
-]
-Sample = Annotated[bool, Query(description="true: also draw z = mu + sigma * eps with default_rng(seed)")]
+
+class EncodeQuery(QueryModel):
+    model: ModelName = None
+    normalize: Normalize = True
+    sample: bool = Field(False, description="true: also draw z = mu + sigma * eps with default_rng(seed)")
+    seed: Seed = None
+    format: Literal["json", "npy"] | None = Field(None, description="json (default) or npy [N, K, D]")
+
+
+class ReconstructQuery(QueryModel):
+    model: ModelName = None
+    normalize: Normalize = True
+    sample: bool = Field(False, description="false: decode mu; true: decode z = mu + sigma * eps")
+    seed: Seed = None
+    format: ImageFormat = None
 
 
 async def _model_inputs(
@@ -60,23 +73,17 @@ async def _model_inputs(
         200: {"content": {"application/x-npy": {"schema": {"type": "string", "format": "binary"}}}},
         **error_responses(404, 413, 415, 422, 429, 503, 504),
     },
-    openapi_extra=UPLOAD_BODY,
+    openapi_extra={**UPLOAD_BODY, "parameters": openapi_parameters(EncodeQuery)},
     summary="Encode uploaded images to mu and logvar (and a sampled z on request)",
 )
-async def encode(
-    request: Request,
-    service: ServiceDep,
-    model: ModelDep,
-    accept: AcceptHeader = None,
-    normalize: Normalize = True,
-    sample: Sample = False,
-    seed: Seed = None,
-    format: Annotated[Literal["json", "npy"] | None, Query(description="json (default) or npy [N, K, D]")] = None,
-) -> Response:
-    fmt = encoding.negotiate(format, accept, ("json", "npy"), "json")
-    filenames, images = await _model_inputs(request, service, model, normalize)
+async def encode(request: Request) -> Response:
+    query = parse_query(EncodeQuery, request)
+    service = service_of(request)
+    model = find_model(service, query.model)
+    fmt = encoding.negotiate(query.format, request.headers.get("accept"), ("json", "npy"), "json")
+    filenames, images = await _model_inputs(request, service, model, query.normalize)
     encoded = await service.engine.encode(model, images)
-    z = posterior_sample(encoded, seed) if sample else None
+    z = posterior_sample(encoded, query.seed) if query.sample else None
     headers = model_headers(model)
     if fmt == "npy":
         fields = [encoded.mu, encoded.logvar] + ([z] if z is not None else [])
@@ -98,23 +105,17 @@ async def encode(
     "/reconstruct",
     response_model=ReconstructJSON,
     responses={**IMAGE_RESPONSES, **error_responses(404, 413, 415, 422, 429, 503, 504)},
-    openapi_extra=UPLOAD_BODY,
+    openapi_extra={**UPLOAD_BODY, "parameters": openapi_parameters(ReconstructQuery)},
     summary="Encode then decode uploaded images (mu by default, a sample on request)",
 )
-async def reconstruct(
-    request: Request,
-    service: ServiceDep,
-    model: ModelDep,
-    accept: AcceptHeader = None,
-    normalize: Normalize = True,
-    sample: Annotated[bool, Query(description="false: decode mu; true: decode z = mu + sigma * eps")] = False,
-    seed: Seed = None,
-    format: FormatQuery = None,
-) -> Response:
-    fmt = encoding.negotiate(format, accept, IMAGE_FORMATS, "png")
-    filenames, inputs = await _model_inputs(request, service, model, normalize)
+async def reconstruct(request: Request) -> Response:
+    query = parse_query(ReconstructQuery, request)
+    service = service_of(request)
+    model = find_model(service, query.model)
+    fmt = encoding.negotiate(query.format, request.headers.get("accept"), IMAGE_FORMATS, "png")
+    filenames, inputs = await _model_inputs(request, service, model, query.normalize)
     encoded = await service.engine.encode(model, inputs)
-    latents = posterior_sample(encoded, seed) if sample else encoded.mu
+    latents = posterior_sample(encoded, query.seed) if query.sample else encoded.mu
     decoded = await service.engine.decode(model, latents)
 
     def json_body() -> bytes:
