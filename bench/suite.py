@@ -47,6 +47,7 @@ class Scenario:
     bound: str = ""  # "HTTP" or "compute"
     bound_rps: float = float("nan")
     fraction: float = float("nan")
+    round_rps: list[float] = field(default_factory=list)  # req/s in each interleaved round
 
     @property
     def label(self) -> str:
@@ -143,7 +144,7 @@ def run_scenarios(
         scenario = Scenario(
             group, load.name, server.label, graph, load.images, result, mean_batch,
             weighted([w.cpu_percent for _, w in results]), weighted([w.client_cpu_percent for _, w in results]),
-            max(w.peak_rss for _, w in results),
+            max(w.peak_rss for _, w in results), round_rps=[r.requests_per_s for r, _ in results],
         )
         suite.scenarios.append(scenario)
         scenarios.append(scenario)
