@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import gc
 import logging
 from contextlib import asynccontextmanager
@@ -80,4 +81,16 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     for module in (generate, images, models, ops):
         app.include_router(module.router)
+
+    def openapi_with_limits() -> dict:
+        """The schema, with the limits this instance was configured with (VAE_MAX_*)."""
+        if app.openapi_schema is None:
+            # A copy: route-level openapi_extra dicts are shared by every app built in this process.
+            schema = copy.deepcopy(FastAPI.openapi(app))
+            generate.document_limits(schema, settings)
+            images.document_limits(schema, settings)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi_with_limits  # type: ignore[method-assign]
     return app

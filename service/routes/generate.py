@@ -7,6 +7,7 @@ from pydantic import Field
 
 from service import encoding
 from service.bodies import read_latents
+from service.config import Settings
 from service.deps import find_model, format_from_query, service_of
 from service.errors import ApiError, error_responses
 from service.inference import prior_latents
@@ -82,3 +83,14 @@ async def decode(request: Request) -> Response:
     return image_response(
         model, fmt, decoded, lambda: encoding.images_json(model.name, model.latent_dim, latents, decoded.pixels)
     )
+
+
+def document_limits(schema: dict, settings: Settings) -> None:
+    """State the configured limits in the OpenAPI schema (they are settings, not constants)."""
+    for parameter in schema["paths"]["/sample"]["post"].get("parameters", []):
+        if parameter["name"] == "n":
+            parameter["schema"]["maximum"] = settings.max_sample_n
+    for media in schema["paths"]["/decode"]["post"]["requestBody"]["content"].values():
+        latents = media["schema"].get("properties", {}).get("latents")
+        if latents is not None:
+            latents["maxItems"] = settings.max_sample_n

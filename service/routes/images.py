@@ -11,6 +11,7 @@ from pydantic import Field
 
 from service import encoding
 from service.bodies import read_uploads
+from service.config import Settings
 from service.deps import find_model, service_of
 from service.errors import ApiError, error_responses
 from service.imaging import ImageRejected, prepare_images
@@ -136,3 +137,10 @@ async def reconstruct(request: Request) -> Response:
         return encoding.json_bytes({"model": model.name, "latent_dim": model.latent_dim, "results": results})
 
     return image_response(model, fmt, decoded, json_body)
+
+
+def document_limits(schema: dict, settings: Settings) -> None:
+    """State the configured upload limit in the OpenAPI schema (a setting, not a constant)."""
+    for path in ("/encode", "/reconstruct"):
+        form = schema["paths"][path]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+        form["properties"]["file"]["maxItems"] = settings.max_upload_images

@@ -188,3 +188,14 @@ def test_random_garbage_never_causes_a_500(limited):
                 response = limited.post(path, content=body, headers={"Content-Type": content_type})
                 assert 400 <= response.status_code < 500, (path, content_type, response.text)
                 assert "error" in response.json()
+
+
+def test_the_openapi_schema_states_the_configured_limits(limited):
+    paths = limited.get("/openapi.json").json()["paths"]
+    n = next(p for p in paths["/sample"]["post"]["parameters"] if p["name"] == "n")
+    assert n["schema"]["maximum"] == int(LIMITS["VAE_MAX_SAMPLE_N"])
+    latents = paths["/decode"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]["latents"]
+    assert latents["maxItems"] == int(LIMITS["VAE_MAX_SAMPLE_N"])
+    for path in ("/encode", "/reconstruct"):
+        form = paths[path]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+        assert form["properties"]["file"]["maxItems"] == int(LIMITS["VAE_MAX_UPLOAD_IMAGES"])
