@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from service.errors import ApiError
+from service.query import Q, parse_query
 from service.registry import LoadedModel
 from service.state import ServiceState
 
@@ -26,6 +27,13 @@ def find_model(service: ServiceState, name: str | None) -> LoadedModel:
         available = sorted(service.registry.models)
         raise ApiError(404, "model_not_found", f"unknown model {name!r}; available: {available}", {"available": available})
     return found
+
+
+def resolve(request: Request, query_model: type[Q]) -> tuple[Q, ServiceState, LoadedModel]:
+    """The route's validated query, the service and the requested model (422, 503, 404 in that order)."""
+    query = parse_query(query_model, request)
+    service = service_of(request)
+    return query, service, find_model(service, query.model)
 
 
 def format_from_query(value: str | None, allowed: tuple[str, ...]) -> str | None:

@@ -18,8 +18,11 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-# Unknown parameters are ignored, as FastAPI ignores them; a repeated one counts its last value.
+
 class QueryModel(BaseModel):
+    """Base of the routes' query models. Unknown parameters are ignored, as FastAPI ignores them;
+    a repeated one counts its last value."""
+
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 

@@ -8,10 +8,10 @@ from pydantic import Field
 from service import encoding
 from service.bodies import read_latents
 from service.config import Settings
-from service.deps import find_model, format_from_query, service_of
+from service.deps import find_model, format_from_query, resolve, service_of
 from service.errors import ApiError, error_responses
 from service.inference import prior_latents
-from service.query import ImageFormat, ModelName, QueryModel, Seed, openapi_parameters, parse_query
+from service.query import ImageFormat, ModelName, QueryModel, Seed, openapi_parameters
 from service.routes.responses import image_response
 from service.routes.schemas import IMAGE_CONTENT, LATENTS_BODY, ImagesJSON
 
@@ -37,9 +37,7 @@ class SampleQuery(QueryModel):
     summary="Decode n latents drawn from N(0, T^2 I)",
 )
 async def sample(request: Request) -> Response:
-    query = parse_query(SampleQuery, request)
-    service = service_of(request)
-    model = find_model(service, query.model)
+    query, service, model = resolve(request, SampleQuery)
     limit = service.settings.max_sample_n
     if query.n > limit:
         raise ApiError(

@@ -12,11 +12,11 @@ from pydantic import Field
 from service import encoding
 from service.bodies import read_uploads
 from service.config import Settings
-from service.deps import find_model, service_of
+from service.deps import resolve
 from service.errors import ApiError, error_responses
 from service.imaging import ImageRejected, prepare_images
 from service.inference import posterior_sample
-from service.query import ImageFormat, ModelName, Normalize, QueryModel, Seed, openapi_parameters, parse_query
+from service.query import ImageFormat, ModelName, Normalize, QueryModel, Seed, openapi_parameters
 from service.registry import LoadedModel
 from service.routes.generate import IMAGE_FORMATS, IMAGE_RESPONSES
 from service.routes.responses import image_response, model_headers
@@ -78,9 +78,7 @@ async def _model_inputs(
     summary="Encode uploaded images to mu and logvar (and a sampled z on request)",
 )
 async def encode(request: Request) -> Response:
-    query = parse_query(EncodeQuery, request)
-    service = service_of(request)
-    model = find_model(service, query.model)
+    query, service, model = resolve(request, EncodeQuery)
     fmt = encoding.negotiate(query.format, request.headers.get("accept"), ("json", "npy"), "json")
     filenames, images = await _model_inputs(request, service, model, query.normalize)
     encoded = await service.engine.encode(model, images)
@@ -110,9 +108,7 @@ async def encode(request: Request) -> Response:
     summary="Encode then decode uploaded images (mu by default, a sample on request)",
 )
 async def reconstruct(request: Request) -> Response:
-    query = parse_query(ReconstructQuery, request)
-    service = service_of(request)
-    model = find_model(service, query.model)
+    query, service, model = resolve(request, ReconstructQuery)
     fmt = encoding.negotiate(query.format, request.headers.get("accept"), IMAGE_FORMATS, "png")
     filenames, inputs = await _model_inputs(request, service, model, query.normalize)
     encoded = await service.engine.encode(model, inputs)

@@ -11,13 +11,18 @@ from service.inference import Decoded
 from service.registry import LoadedModel
 
 
+def _model_headers(name: str, latent_dim: int) -> dict[str, str]:
+    return {"X-Model": name, "X-Latent-Dim": str(latent_dim)}
+
+
 def model_headers(model: LoadedModel) -> dict[str, str]:
-    return {"X-Model": model.name, "X-Latent-Dim": str(model.latent_dim)}
+    return _model_headers(model.name, model.latent_dim)
 
 
 @functools.lru_cache(maxsize=256)
 def _raw_headers(model: str, latent_dim: int, media_type: str) -> tuple[tuple[bytes, bytes], ...]:
-    return ((b"content-type", media_type.encode()), (b"x-model", model.encode()), (b"x-latent-dim", str(latent_dim).encode()))
+    headers = {"Content-Type": media_type, **_model_headers(model, latent_dim)}
+    return tuple((key.lower().encode("latin-1"), value.encode("latin-1")) for key, value in headers.items())
 
 
 class ImageResponse(Response):

@@ -49,6 +49,7 @@ RawOption = Annotated[
     bool, typer.Option("--raw", help="Skip dataset-style normalisation: only grayscale + resize to 28x28.")
 ]
 SampleOption = Annotated[bool, typer.Option("--sample", help="Draw z from the posterior instead of using its mean.")]
+ImageOutputOption = Annotated[Path, typer.Option("-o", "--output", help="Output .png (grid) or .npy (array).")]
 
 
 @dataclass(frozen=True)
@@ -110,9 +111,7 @@ def _report(noun: str, result: ImageResult, output: Path) -> None:
 def sample(
     ctx: typer.Context,
     n: Annotated[int, typer.Option("-n", "--count", help="How many images.", min=1)] = 16,
-    output: Annotated[Path, typer.Option("-o", "--output", help="Output .png (grid) or .npy (array).")] = Path(
-        "samples.png"
-    ),
+    output: ImageOutputOption = Path("samples.png"),
     seed: SeedOption = None,
     temperature: Annotated[float, typer.Option("--temperature", "-t", help="Prior scale T: z ~ N(0, T^2 I).")] = 1.0,
     model: ModelOption = None,
@@ -157,9 +156,7 @@ def encode(
 def decode(
     ctx: typer.Context,
     latents: Annotated[Path, typer.Argument(help=".npy file of latents [N, D] or [D].", exists=True, dir_okay=False)],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Output .png (grid) or .npy (array).")] = Path(
-        "decoded.png"
-    ),
+    output: ImageOutputOption = Path("decoded.png"),
     model: ModelOption = None,
 ) -> None:
     """Decode latent vectors from a .npy file into images."""
@@ -172,9 +169,7 @@ def decode(
 def reconstruct(
     ctx: typer.Context,
     images: ImagesArgument,
-    output: Annotated[Path, typer.Option("-o", "--output", help="Output .png (grid) or .npy (array).")] = Path(
-        "reconstruction.png"
-    ),
+    output: ImageOutputOption = Path("reconstruction.png"),
     sample: SampleOption = False,
     seed: SeedOption = None,
     raw: RawOption = False,
