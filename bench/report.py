@@ -156,6 +156,58 @@ def scenario_table(suite: Suite) -> str:
     return header + "\n" + "\n".join(rows)
 
 
+def cpu_table(suite: Suite, concurrency: int = 64) -> str:
+    """Service CPU per request for /ping and /decode at `concurrency`, split by thread."""
+    header = (
+        "| scenario | server | req/s | event-loop thread us/request | other threads (inference) us/request "
+        "| all threads us/request | event-loop thread busy |\n|---|---|--:|--:|--:|--:|--:|"
+    )
+    rows = []
+    for s in suite.scenarios:
+        if s.load.mode != "closed" or s.load.concurrency != concurrency or s.group not in ("http ceiling", "decode"):
+            continue
+        busy = s.loop_cpu_us * s.load.completed / s.load.window_s / 1e6 if s.load.window_s else float("nan")
+        rows.append(
+            f"| {s.name} | {s.server.replace('batching ', '')} | {_fmt(s.load.requests_per_s)} | {_fmt(s.loop_cpu_us, 0)} "
+            f"| {_fmt(s.cpu_us - s.loop_cpu_us, 0)} | {_fmt(s.cpu_us, 0)} | {_fmt(100 * busy, 0)}% |"
+        )
+    return header + "\n" + "\n".join(rows)
+
+
+def decode_bound(suite: Suite, target: float = 0.70) -> list[str]:
+    """The arithmetic behind the /decode-to-/ping target, from this run's own measurements."""
+    ping, decode = _find(suite, "/ping", concurrency=64), _find(suite, "/decode", concurrency=64)
+    graphs = suite.ceiling.get("graphs", {})
+    if not (ping and decode and graphs.get("decoder")) or math.isnan(ping.cpu_us) or math.isnan(decode.cpu_us):
+        return []
+    best = max(graphs["decoder"].items(), key=lambda item: item[1])
+    row_us = 1e6 / best[1]
+    ping_us, decode_us = ping.cpu_us, decode.cpu_us
+    allowed = ping_us / target - ping_us - row_us
+    other = decode_us - ping_us - row_us
+    lines = [
+        f"**What bounds /decode against /ping at c=64** (from the table above and the compute ceiling). With the "
+        f"service on one core its req/s is about 1 / (CPU per request). /ping costs {ping_us:,.0f} us per request in "
+        f"all; the decoder alone costs at best {row_us:,.0f} us per row (onnxruntime in-process, batch {best[0]}). So even "
+        f"if everything else /decode does (read and check the JSON, hand the row to the batcher and back, write the "
+        f"PNG) cost nothing beyond /ping's work, /decode would reach {ping_us:,.0f} / ({ping_us:,.0f} + {row_us:,.0f}) = "
+        f"**{ping_us / (ping_us + row_us):.0%} of /ping**. {target:.0%} allows /decode {ping_us / target:,.0f} us in all, "
+        f"which leaves {allowed:,.0f} us for that other work; it measured {other:,.0f} us "
+        f"({decode_us:,.0f} - {ping_us:,.0f} - {row_us:,.0f}; inference on the batch workers took "
+        f"{decode.cpu_us - decode.loop_cpu_us:,.0f} us per request at {decode.mean_batch:.0f}-row batches).",
+    ]
+    ping_all, decode_all = _find(suite, "/ping", UNPINNED, 64), _find(suite, "/decode", UNPINNED, 64)
+    if ping_all and decode_all and not math.isnan(decode_all.loop_cpu_us):
+        lines += [
+            "",
+            f"With the service on every core, inference runs beside the event loop, and the event-loop thread (which "
+            f"holds the GIL for all the Python work) bounds req/s: it costs {ping_all.loop_cpu_us:,.0f} us per /ping and "
+            f"{decode_all.loop_cpu_us:,.0f} us per /decode, so a loop-bound /decode reaches at most "
+            f"{ping_all.loop_cpu_us / decode_all.loop_cpu_us:.0%} of /ping.",
+        ]
+    return lines
+
+
 def ceiling_table(suite: Suite) -> str:
     graphs = suite.ceiling["graphs"]
     sizes = list(graphs["decoder"])
@@ -198,6 +250,12 @@ def markdown(suite: Suite, plot_name: str | None = "throughput.png") -> str:
         f"measurements, at the start and the end of the run",
         "",
         ceiling_table(suite),
+        "",
+        "**Service CPU per request at c=64** (per-thread CPU times over the measured windows, per response)",
+        "",
+        cpu_table(suite),
+        "",
+        *decode_bound(suite),
         "",
         f"**Memory**: RSS at ready with {', '.join(model.get('loaded', []))} loaded: "
         f"{suite.memory['ready_rss'] / MB:.0f} MB (batching off service: {suite.memory['ready_rss_off'] / MB:.0f} MB); "

@@ -1,8 +1,9 @@
 """The service under test: a real `python -m service` process, pinned to its own core, watched.
 
 Reuses tests/helpers.py (launch_server, wait_ready) so the benchmark starts the service exactly
-as the tests do. Server CPU comes from psutil's cpu_times, RSS from sampling memory_info, and the
-mean batch size from the service's own /metrics (vae_batch_size_rows sum / count).
+as the tests do. Server CPU comes from psutil's cpu_times (and, per thread, from threads(): the
+event loop runs on the main thread, inference on the batch workers), RSS from sampling memory_info,
+and the mean batch size from the service's own /metrics (vae_batch_size_rows sum / count).
 """
 
 from __future__ import annotations
@@ -34,6 +35,22 @@ def pin(pid: int, cpus: set[int] | None) -> None:
             os.sched_setaffinity(tid, cpus)
         except OSError:
             pass
+
+
+def thread_cpu_seconds(process: psutil.Process) -> tuple[float, float]:
+    """(event-loop thread, all live threads) CPU seconds: uvicorn runs the loop on the main thread,
+    whose id is the process id; the rest are batch workers and thread-pool threads."""
+    loop = total = 0.0
+    try:
+        threads = process.threads()
+    except psutil.Error:
+        return float("nan"), float("nan")
+    for thread in threads:
+        seconds = thread.user_time + thread.system_time
+        total += seconds
+        if thread.id == process.pid:
+            loop = seconds
+    return loop, total
 
 
 @dataclass
@@ -108,7 +125,7 @@ class ResourceWatch:
         self.interval_s = interval_s
         self.peak_rss = server.rss()
         self.samples: list[tuple[float, int]] = []
-        self.marks: dict[str, tuple[float, float, float]] = {}
+        self.marks: dict[str, tuple[float, float, float, float, float]] = {}
         self._client = psutil.Process()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -135,14 +152,30 @@ class ResourceWatch:
     def mark(self, name: str) -> None:
         """The load generator's window hook: CPU seconds and wall time at "start" and "end"."""
         client = self._client.cpu_times()
-        self.marks[name] = (time.perf_counter(), self.server.cpu_seconds(), client.user + client.system)
+        loop, threads = thread_cpu_seconds(self.server.process)
+        self.marks[name] = (time.perf_counter(), self.server.cpu_seconds(), client.user + client.system, loop, threads)
+
+    def _delta(self, index: int) -> float:
+        if "start" not in self.marks or "end" not in self.marks:
+            return float("nan")
+        return self.marks["end"][index] - self.marks["start"][index]
+
+    @property
+    def loop_cpu_s(self) -> float:
+        """CPU seconds of the service's event-loop thread over the measured window."""
+        return self._delta(3)
+
+    @property
+    def threads_cpu_s(self) -> float:
+        """CPU seconds of all the service's threads over the window (same source as loop_cpu_s)."""
+        return self._delta(4)
 
     @property
     def cpu_percent(self) -> float:
         """Server CPU over the measured window, in % of one core."""
         if "start" not in self.marks or "end" not in self.marks:
             return float("nan")
-        (t0, c0, _), (t1, c1, _) = self.marks["start"], self.marks["end"]
+        (t0, c0, *_), (t1, c1, *_) = self.marks["start"], self.marks["end"]
         return 100.0 * (c1 - c0) / (t1 - t0) if t1 > t0 else float("nan")
 
     @property
@@ -150,5 +183,5 @@ class ResourceWatch:
         """The load generator's own CPU over the window: near 100% means it, not the server, is the limit."""
         if "start" not in self.marks or "end" not in self.marks:
             return float("nan")
-        (t0, _, c0), (t1, _, c1) = self.marks["start"], self.marks["end"]
+        (t0, _, c0, *_), (t1, _, c1, *_) = self.marks["start"], self.marks["end"]
         return 100.0 * (c1 - c0) / (t1 - t0) if t1 > t0 else float("nan")

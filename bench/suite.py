@@ -48,6 +48,10 @@ class Scenario:
     bound_rps: float = float("nan")
     fraction: float = float("nan")
     round_rps: list[float] = field(default_factory=list)  # req/s in each interleaved round
+    # Service CPU per response in the window (any status), from per-thread CPU times: the event-loop
+    # thread (HTTP, validation, encoding) and every thread (adds inference on the batch workers).
+    loop_cpu_us: float = float("nan")
+    cpu_us: float = float("nan")
 
     @property
     def label(self) -> str:
@@ -141,10 +145,13 @@ def run_scenarios(
             return sum(v * w for v, w in zip(values, windows)) / sum(windows)
 
         result = merge([r for r, _ in results])
+        responses = sum(r.completed for r, _ in results) or float("nan")
         scenario = Scenario(
             group, load.name, server.label, graph, load.images, result, mean_batch,
             weighted([w.cpu_percent for _, w in results]), weighted([w.client_cpu_percent for _, w in results]),
             max(w.peak_rss for _, w in results), round_rps=[r.requests_per_s for r, _ in results],
+            loop_cpu_us=1e6 * sum(w.loop_cpu_s for _, w in results) / responses,
+            cpu_us=1e6 * sum(w.threads_cpu_s for _, w in results) / responses,
         )
         suite.scenarios.append(scenario)
         scenarios.append(scenario)

@@ -43,7 +43,8 @@ class _LiveServer:
 
 def _scenario(server: _LiveServer, group: str, load, rows: int, watch: ResourceWatch) -> Scenario:
     return Scenario(group, "x", server.label, None, rows, load, float("nan"), watch.cpu_percent,
-                    watch.client_cpu_percent, watch.peak_rss)
+                    watch.client_cpu_percent, watch.peak_rss, loop_cpu_us=1e6 * watch.loop_cpu_s / load.completed,
+                    cpu_us=1e6 * watch.threads_cpu_s / load.completed)
 
 
 def test_closed_and_open_loop_count_requests_statuses_and_images(live_server):
@@ -102,8 +103,30 @@ def test_report_renders_a_table_and_a_plot(live_server, tmp_path):
     assert "| /decode n=1 json | on | c=2 |" in text
     assert "% of HTTP |" in text or "% of compute |" in text
     assert not math.isnan(suite.scenarios[-1].fraction)
+    # Per-thread CPU: the event loop did work for every request, and /decode's inference ran on
+    # another thread (the batch worker), so all threads together cost more than the loop alone.
+    decoded = suite.scenarios[-1]
+    assert 0 < decoded.loop_cpu_us < decoded.cpu_us
+    assert "| /decode n=1 json | on | " in report.cpu_table(suite, concurrency=2)
     report.plot(suite, tmp_path / "throughput.png")
     assert (tmp_path / "throughput.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_decode_bound_is_computed_from_the_runs_own_cpu_figures():
+    suite = Suite(duration_s=3, warmup_s=0, server_cpus=None, client_cpus=None)
+    suite.ceiling = {"graphs": {"decoder": {"1": 8000.0, "64": 20000.0, "256": 19000.0}}}
+    ping, decode = _decode_scenario("batching on", 64, [5000]), _decode_scenario("batching on", 64, [2500])
+    ping.name, ping.group = "/ping", "http ceiling"
+    ping.loop_cpu_us, ping.cpu_us = 200.0, 200.0
+    decode.loop_cpu_us, decode.cpu_us = 300.0, 400.0
+    suite.scenarios = [ping, decode]
+    text = "\n".join(report.decode_bound(suite))
+    # Best decoder row: 1e6 / 20000 = 50 us. Bound 200 / (200 + 50) = 80%; 70% allows 200 / 0.7 =
+    # 286 us in all, 36 us beyond /ping and inference; measured 400 - 200 - 50 = 150 us.
+    assert "50 us per row (onnxruntime in-process, batch 64)" in text
+    assert "**80% of /ping**" in text
+    assert "286 us in all, which leaves 36 us" in text and "it measured 150 us" in text
+    assert "inference on the batch workers took 100 us" in text
 
 
 def _decode_scenario(server: str, concurrency: int, rounds: list[float]) -> Scenario:
