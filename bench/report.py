@@ -169,7 +169,7 @@ def cpu_table(suite: Suite, concurrency: int = 64) -> str:
         busy = s.loop_cpu_us * s.load.completed / s.load.window_s / 1e6 if s.load.window_s else float("nan")
         rows.append(
             f"| {s.name} | {s.server.replace('batching ', '')} | {_fmt(s.load.requests_per_s)} | {_fmt(s.loop_cpu_us, 0)} "
-            f"| {_fmt(s.cpu_us - s.loop_cpu_us, 0)} | {_fmt(s.cpu_us, 0)} | {_fmt(100 * busy, 0)}% |"
+            f"| {_fmt(max(0.0, s.cpu_us - s.loop_cpu_us), 0)} | {_fmt(s.cpu_us, 0)} | {_fmt(100 * busy, 0)}% |"
         )
     return header + "\n" + "\n".join(rows)
 

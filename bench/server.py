@@ -85,11 +85,13 @@ def batch_stats(metrics_text: str, graph: str) -> BatchStats:
 class BenchServer:
     """A started, ready service process with the given VAE_* settings, pinned to `cpus`."""
 
-    def __init__(self, label: str, env: dict[str, str] | None = None, cpus: set[int] | None = None, model_dir=None):
+    def __init__(
+        self, label: str, env: dict[str, str] | None = None, cpus: set[int] | None = None, model_dir=None, repo=None
+    ):
         self.label = label
         self.env = dict(env or {})
         self.cpus = cpus
-        self.server: ServerProcess = launch_server(self.env, model_dir or MODELS_DIR)
+        self.server: ServerProcess = launch_server(self.env, model_dir or MODELS_DIR, repo)
         pin(self.server.pid, cpus)  # before the interpreter starts its threads
         wait_ready(self.server, timeout=120.0)
         pin(self.server.pid, cpus)

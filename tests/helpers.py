@@ -136,8 +136,11 @@ class ServerProcess:
         return self.process.returncode
 
 
-def launch_server(env: dict[str, str] | None = None, model_dir: Path | str | None = None) -> ServerProcess:
-    """Start `python -m service` on 127.0.0.1 and a free port; does not wait."""
+def launch_server(
+    env: dict[str, str] | None = None, model_dir: Path | str | None = None, repo: Path | None = None
+) -> ServerProcess:
+    """Start `python -m service` on 127.0.0.1 and a free port; does not wait. `repo`: the checkout
+    whose service/ runs (default this one; bench/ab.py passes another revision's worktree)."""
     port = free_port()
     overrides = {
         "VAE_HOST": "127.0.0.1",
@@ -150,7 +153,7 @@ def launch_server(env: dict[str, str] | None = None, model_dir: Path | str | Non
     full_env.update(overrides)
     log_file = tempfile.NamedTemporaryFile(prefix="vae-service-", suffix=".log", delete=False)
     process = subprocess.Popen(
-        [sys.executable, "-m", "service"], cwd=REPO_ROOT, env=full_env, stdout=log_file, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "service"], cwd=repo or REPO_ROOT, env=full_env, stdout=log_file, stderr=subprocess.STDOUT
     )
     log_file.close()
     return ServerProcess(process, f"http://127.0.0.1:{port}", Path(log_file.name), overrides)

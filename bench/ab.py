@@ -1,0 +1,132 @@
+"""`python -m bench.ab REV [OTHER]`: an interleaved A/B of the service at two git revisions.
+
+Measuring a change on a shared, noisy machine: runs of one build differ by 10-20% from one minute
+to the next, so a before/after pair taken minutes apart cannot show a 5% change. This starts both
+builds side by side (REV from a temporary `git worktree`, OTHER likewise or, by default, this
+checkout with its uncommitted edits), pins both to the service's core, and lets /ping and one
+workload take turns on each (A B C D, D C B A, ...), so background drift hits all of them alike.
+
+Printed per build: req/s, /workload as a fraction of /ping on the same build, and service CPU per
+request from per-thread CPU times: the event-loop thread, and every thread (adds inference on the
+batch workers). Those CPU figures move less with noise than req/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import contextlib
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))  # `import bench`, `tests.helpers` when run as a script
+
+from bench import traffic  # noqa: E402
+from bench.loadgen import Traffic  # noqa: E402
+from bench.server import BenchServer, pin  # noqa: E402
+from bench.suite import Scenario, Suite, cpu_layout, run_scenarios  # noqa: E402
+from tests.helpers import digit_png_bytes  # noqa: E402
+
+WORKLOADS = ("decode", "sample", "encode", "reconstruct")
+
+
+def workload(name: str, port: int, latent_dim: int) -> tuple[Traffic, str]:
+    """(traffic, graph whose batches /metrics reports) for one named workload."""
+    if name == "decode":
+        return traffic.decode(port, latent_dim), "decoder"
+    if name == "sample":
+        return traffic.sample(port, 1, "png"), "decoder"
+    pngs = [digit_png_bytes(index) for index in range(16)]
+    return traffic.upload(port, f"/{name}", pngs), "encoder" if name == "encode" else "decoder"
+
+
+@contextlib.contextmanager
+def checkout(rev: str | None) -> Iterator[Path]:
+    """This checkout for None, else a detached worktree of `rev`, removed afterwards."""
+    if rev is None:
+        yield REPO_ROOT
+        return
+    commit = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{rev}^{{commit}}"], cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    if commit.returncode != 0:
+        raise SystemExit(f"bench.ab: {rev!r} is not a commit in {REPO_ROOT}")
+    path = Path(tempfile.mkdtemp(prefix="vae-ab-")) / "tree"
+    subprocess.run(["git", "worktree", "add", "--detach", "-q", str(path), commit.stdout.strip()], cwd=REPO_ROOT, check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=REPO_ROOT, check=False)
+
+
+def table(results: dict[str, tuple[Scenario, Scenario]]) -> str:
+    lines = [
+        "| build | /ping req/s | workload | req/s | of /ping | event loop us/req: /ping | workload "
+        "| all threads us/req: workload | mean batch rows |",
+        "|---|--:|---|--:|--:|--:|--:|--:|--:|",
+    ]
+    for label, (ping, work) in results.items():
+        ratio = work.load.requests_per_s / ping.load.requests_per_s if ping.load.requests_per_s else float("nan")
+        lines.append(
+            f"| {label} | {ping.load.requests_per_s:,.0f} | {work.name} | {work.load.requests_per_s:,.0f} | {ratio:.0%} "
+            f"| {ping.loop_cpu_us:,.0f} | {work.loop_cpu_us:,.0f} | {work.cpu_us:,.0f} | {work.mean_batch:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def compare(
+    revisions: list[str | None], *, name: str = "decode", concurrency: int = 64, duration_s: float = 6.0,
+    rounds: int = 3, warmup_s: float = 0.5, all_cores: bool = False,
+) -> dict[str, tuple[Scenario, Scenario]]:
+    server_cpus, client_cpus = cpu_layout()
+    if client_cpus:
+        os.sched_setaffinity(0, client_cpus)
+    service_cpus = (server_cpus | client_cpus) if (all_cores and server_cpus) else server_cpus
+    suite = Suite(duration_s, warmup_s, server_cpus, client_cpus)
+    labels = [rev or "this checkout" for rev in revisions]
+    with contextlib.ExitStack() as stack:
+        servers = []
+        for label, rev in zip(labels, revisions):
+            repo = stack.enter_context(checkout(rev))
+            server = BenchServer(label, {}, server_cpus, repo / "models", repo)
+            stack.callback(server.stop)
+            pin(server.server.pid, service_cpus)
+            servers.append(server)
+        runs = []
+        for server in servers:
+            info = server.get("/models").json()
+            latent_dim = next(m for m in info["models"] if m["name"] == info["default"])["card"]["latent_dim"]
+            load, graph = workload(name, server.port, latent_dim)
+            runs += [("http ceiling", server, traffic.ping(server.port), None), ("ab", server, load, graph)]
+        scenarios = run_scenarios(suite, runs, concurrency=concurrency, rounds=rounds)
+    return {label: (scenarios[2 * i], scenarios[2 * i + 1]) for i, label in enumerate(labels)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.ab", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("rev", help="git revision to compare (a commit, branch or tag)")
+    parser.add_argument("other", nargs="?", help="the second revision (default: this checkout, edits included)")
+    parser.add_argument("--workload", choices=WORKLOADS, default="decode",
+                        help="decode: one JSON latent row; sample: n=1 PNG; encode/reconstruct: one digit PNG")
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--duration", type=float, default=6.0, help="measured seconds per scenario, over all rounds")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--all-cores", action="store_true", help="let both services use every core (default: pinned)")
+    args = parser.parse_args(argv)
+    results = compare(
+        [args.rev, args.other], name=args.workload, concurrency=args.concurrency, duration_s=args.duration,
+        rounds=args.rounds, all_cores=args.all_cores,
+    )
+    print()
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
