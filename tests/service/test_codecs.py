@@ -4,6 +4,8 @@ standard decoders read back exactly, and JSON latents equal to latents_array's (
 from __future__ import annotations
 
 import io
+import json
+import math
 import os
 import zlib
 
@@ -12,7 +14,7 @@ import pytest
 from PIL import Image
 
 from service.bodies import FLOAT32_MAX, latents_array, well_formed_latents
-from service.encoding import png_bytes, zlib_stored
+from service.encoding import json_bytes, png_bytes, zlib_stored
 from service.errors import ApiError
 
 
@@ -77,3 +79,21 @@ def test_the_json_fast_path_agrees_with_latents_array(raw):
 def test_the_fast_path_takes_the_common_shapes():
     assert well_formed_latents([0.1] * 32, 32, 1024).shape == (1, 32)
     assert well_formed_latents([[0.1] * 32] * 16, 32, 1024).shape == (16, 32)
+
+
+def test_json_bytes_reads_back_as_the_standard_library_wrote_it():
+    rng = np.random.default_rng(0)
+    payload = {
+        "model": "mnist", "latent_dim": 32,
+        "results": [{"filename": "zahl-ß-🙂.png", "mu": rng.standard_normal(32).astype(np.float32).tolist(),
+                     "mse": 1e-7, "none": None, "big": FLOAT32_MAX}],
+    }
+    body = json_bytes(payload)
+    assert json.loads(body) == payload == json.loads(json.dumps(payload))
+    assert b" " not in body.replace(b'"mnist"', b"")  # compact
+    assert "zahl-ß-🙂.png".encode() in body  # UTF-8, not \u escapes
+
+
+def test_json_bytes_writes_non_finite_floats_as_null_instead_of_failing():
+    # Not valid JSON as NaN/Infinity; the standard library's allow_nan=False raised (a 500).
+    assert json.loads(json_bytes({"mse": math.nan, "z": [math.inf, -math.inf, 1.5]})) == {"mse": None, "z": [None, None, 1.5]}
