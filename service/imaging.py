@@ -113,7 +113,13 @@ def border_level(values: np.ndarray) -> float:
     frame = np.concatenate(
         [values[:band].ravel(), values[-band:].ravel(), values[:, :band].ravel(), values[:, -band:].ravel()]
     )
-    return float(np.median(frame))
+    # np.median's result, without its ~20 us of Python wrappers per image: partition, then the
+    # middle value or the mean of the two middle ones (in the array's dtype, as np.median does).
+    middle = len(frame) // 2
+    if len(frame) % 2:
+        return float(np.partition(frame, middle)[middle])
+    low, high = np.partition(frame, (middle - 1, middle))[middle - 1 : middle + 1]
+    return float((low + high) / 2)
 
 
 def _figure_box(values: np.ndarray) -> tuple[slice, slice] | None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.imaging import ImageRejected, decode_image, prepare_images, to_model_input
+from service.imaging import ImageRejected, border_level, decode_image, prepare_images, to_model_input
 from tests.helpers import digit_array, digit_png_bytes, image_bytes
 
 MAX_PIXELS = 10_000_000
@@ -106,3 +106,12 @@ def test_rules_return_float32_in_unit_range():
         result = to_model_input(noise, rule, 28, 28)
         assert result.dtype == np.float32 and result.shape == (28, 28)
         assert 0.0 <= result.min() and result.max() <= 1.0
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 2), (2, 3), (28, 28), (29, 41), (60, 7)])
+def test_border_level_is_the_median_of_the_frame(shape):
+    rng = np.random.default_rng(sum(shape))
+    for values in (rng.random(shape, dtype=np.float32), np.round(rng.random(shape, dtype=np.float32) * 4) / 4):
+        band = max(1, min(shape) // 20)
+        frame = np.concatenate([values[:band].ravel(), values[-band:].ravel(), values[:, :band].ravel(), values[:, -band:].ravel()])
+        assert border_level(values) == float(np.median(frame))
