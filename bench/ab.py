@@ -6,16 +6,19 @@ builds side by side (REV from a temporary `git worktree`, OTHER likewise or, by 
 checkout with its uncommitted edits), pins both to the service's core, and lets /ping and one
 workload take turns on each (A B C D, D C B A, ...), so background drift hits all of them alike.
 
-Printed per build: req/s, /workload as a fraction of /ping on the same build, and service CPU per
-request from per-thread CPU times: the event-loop thread, and every thread (adds inference on the
-batch workers). Those CPU figures move less with noise than req/s.
+Printed per build: req/s, the workload as a fraction of /ping on the same build, and service CPU
+per request from per-thread CPU times: the event-loop thread, and every thread (adds inference on
+the batch workers). Even so, two processes of one build differed here by up to 25% in /ping req/s
+while taking turns, so the whole comparison repeats with fresh processes (--repeat, default 3)
+and ends with each build's medians.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import contextlib
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -64,19 +67,35 @@ def checkout(rev: str | None) -> Iterator[Path]:
         subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=REPO_ROOT, check=False)
 
 
-def table(results: dict[str, tuple[Scenario, Scenario]]) -> str:
+def _row(ping: Scenario, work: Scenario) -> list[float]:
+    ratio = work.load.requests_per_s / ping.load.requests_per_s if ping.load.requests_per_s else float("nan")
+    return [ping.load.requests_per_s, work.load.requests_per_s, ratio, ping.loop_cpu_us, work.loop_cpu_us, work.cpu_us,
+            work.mean_batch]
+
+
+def table(repeats: list[dict[str, tuple[Scenario, Scenario]]]) -> str:
+    """One row per build and repeat, then (with several repeats) each build's medians."""
     lines = [
-        "| build | /ping req/s | workload | req/s | of /ping | event loop us/req: /ping | workload "
+        "| build | run | /ping req/s | workload req/s | of /ping | event loop us/req: /ping | workload "
         "| all threads us/req: workload | mean batch rows |",
-        "|---|--:|---|--:|--:|--:|--:|--:|--:|",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
-    for label, (ping, work) in results.items():
-        ratio = work.load.requests_per_s / ping.load.requests_per_s if ping.load.requests_per_s else float("nan")
-        lines.append(
-            f"| {label} | {ping.load.requests_per_s:,.0f} | {work.name} | {work.load.requests_per_s:,.0f} | {ratio:.0%} "
-            f"| {ping.loop_cpu_us:,.0f} | {work.loop_cpu_us:,.0f} | {work.cpu_us:,.0f} | {work.mean_batch:.1f} |"
-        )
-    return "\n".join(lines)
+
+    def line(label: str, run: str, row: list[float]) -> str:
+        ping_rps, work_rps, ratio, ping_loop, work_loop, work_cpu, batch = row
+        return (f"| {label} | {run} | {ping_rps:,.0f} | {work_rps:,.0f} | {ratio:.0%} | {ping_loop:,.0f} | {work_loop:,.0f} "
+                f"| {work_cpu:,.0f} | {batch:.1f} |")
+
+    rows: dict[str, list[list[float]]] = {}
+    for index, results in enumerate(repeats, 1):
+        for label, (ping, work) in results.items():
+            rows.setdefault(label, []).append(_row(ping, work))
+            lines.append(line(label, str(index), rows[label][-1]))
+    if len(repeats) > 1:
+        for label, values in rows.items():
+            lines.append(line(f"**{label}**", "median", [statistics.median(column) for column in zip(*values)]))
+    workload_name = next(iter(repeats[0].values()))[1].name
+    return f"workload: {workload_name}\n\n" + "\n".join(lines)
 
 
 def compare(
@@ -118,13 +137,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=6.0, help="measured seconds per scenario, over all rounds")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--all-cores", action="store_true", help="let both services use every core (default: pinned)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="fresh service processes this many times, medians at the end (default 3): two processes "
+                             "of one build can differ by 20%% in /ping here, even taking turns")
     args = parser.parse_args(argv)
-    results = compare(
-        [args.rev, args.other], name=args.workload, concurrency=args.concurrency, duration_s=args.duration,
-        rounds=args.rounds, all_cores=args.all_cores,
-    )
+    repeats = []
+    for index in range(args.repeat):
+        print(f"repeat {index + 1} of {args.repeat}", flush=True)
+        repeats.append(compare(
+            [args.rev, args.other], name=args.workload, concurrency=args.concurrency, duration_s=args.duration,
+            rounds=args.rounds, all_cores=args.all_cores,
+        ))
     print()
-    print(table(results))
+    print(table(repeats))
     return 0
 
 

@@ -52,5 +52,6 @@ def test_compare_runs_both_builds_from_their_own_trees(monkeypatch):
     for ping, decode in results.values():
         assert ping.load.ok > 0 and decode.load.ok > 0 and decode.load.errors == {}
         assert 0 < decode.loop_cpu_us < decode.cpu_us  # inference ran on a batch worker
-    text = ab.table(results)
-    assert "| HEAD |" in text and "| this checkout |" in text and "/decode n=1 json" in text
+    text = ab.table([results, results])
+    assert "| HEAD | 1 |" in text and "| this checkout | 2 |" in text and "workload: /decode n=1 json" in text
+    assert "| **HEAD** | median |" in text
