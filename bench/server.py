@@ -13,6 +13,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import httpx
 import psutil
@@ -119,6 +120,17 @@ class BenchServer:
         self.server.stop()
 
 
+class Mark(NamedTuple):
+    """Clocks read at one window mark: wall time, then CPU seconds (service, load generator, the
+    service's event-loop thread, all the service's live threads)."""
+
+    wall: float
+    server_cpu: float
+    client_cpu: float
+    loop_cpu: float
+    threads_cpu: float
+
+
 class ResourceWatch:
     """Samples a server's RSS every `interval_s` on a thread; records CPU seconds at window marks."""
 
@@ -127,7 +139,7 @@ class ResourceWatch:
         self.interval_s = interval_s
         self.peak_rss = server.rss()
         self.samples: list[tuple[float, int]] = []
-        self.marks: dict[str, tuple[float, float, float, float, float]] = {}
+        self.marks: dict[str, Mark] = {}
         self._client = psutil.Process()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -155,35 +167,33 @@ class ResourceWatch:
         """The load generator's window hook: CPU seconds and wall time at "start" and "end"."""
         client = self._client.cpu_times()
         loop, threads = thread_cpu_seconds(self.server.process)
-        self.marks[name] = (time.perf_counter(), self.server.cpu_seconds(), client.user + client.system, loop, threads)
+        self.marks[name] = Mark(time.perf_counter(), self.server.cpu_seconds(), client.user + client.system, loop, threads)
 
-    def _delta(self, index: int) -> float:
+    def _delta(self, clock: str) -> float:
         if "start" not in self.marks or "end" not in self.marks:
             return float("nan")
-        return self.marks["end"][index] - self.marks["start"][index]
+        return getattr(self.marks["end"], clock) - getattr(self.marks["start"], clock)
+
+    def _percent(self, clock: str) -> float:
+        wall = self._delta("wall")
+        return 100.0 * self._delta(clock) / wall if wall > 0 else float("nan")
 
     @property
     def loop_cpu_s(self) -> float:
         """CPU seconds of the service's event-loop thread over the measured window."""
-        return self._delta(3)
+        return self._delta("loop_cpu")
 
     @property
     def threads_cpu_s(self) -> float:
         """CPU seconds of all the service's threads over the window (same source as loop_cpu_s)."""
-        return self._delta(4)
+        return self._delta("threads_cpu")
 
     @property
     def cpu_percent(self) -> float:
         """Server CPU over the measured window, in % of one core."""
-        if "start" not in self.marks or "end" not in self.marks:
-            return float("nan")
-        (t0, c0, *_), (t1, c1, *_) = self.marks["start"], self.marks["end"]
-        return 100.0 * (c1 - c0) / (t1 - t0) if t1 > t0 else float("nan")
+        return self._percent("server_cpu")
 
     @property
     def client_cpu_percent(self) -> float:
         """The load generator's own CPU over the window: near 100% means it, not the server, is the limit."""
-        if "start" not in self.marks or "end" not in self.marks:
-            return float("nan")
-        (t0, _, c0, *_), (t1, _, c1, *_) = self.marks["start"], self.marks["end"]
-        return 100.0 * (c1 - c0) / (t1 - t0) if t1 > t0 else float("nan")
+        return self._percent("client_cpu")
