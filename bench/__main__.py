@@ -38,6 +38,7 @@ def _raw(suite) -> dict:
             "server_cpu_percent": s.cpu_percent, "client_cpu_percent": s.client_cpu_percent, "peak_rss_bytes": s.peak_rss, "bound": s.bound,
             "bound_requests_per_s": s.bound_rps, "fraction_of_bound": s.fraction, "client_late_s": load.late_s,
             "service_cpu_us_per_response": s.cpu_us, "event_loop_cpu_us_per_response": s.loop_cpu_us,
+            "round_ceiling_images_per_s": s.round_ceiling,
         })
     return {
         "started_at": suite.started_at, "finished_at": suite.finished_at, "duration_s": suite.duration_s,

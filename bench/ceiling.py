@@ -44,7 +44,7 @@ def images_per_second(session, graph: str, batch: np.ndarray, seconds: float) ->
     return runs * len(batch) / (now - started)
 
 
-def measure(model_dir: Path, batches=BATCHES, seconds: float = 0.5) -> dict:
+def measure(model_dir: Path, batches=BATCHES, seconds: float = 0.5, graphs=("decoder", "encoder")) -> dict:
     settings = Settings(model_dir=model_dir.parent)
     model = load_model(model_dir, settings)
     rng = np.random.default_rng(0)
@@ -55,7 +55,7 @@ def measure(model_dir: Path, batches=BATCHES, seconds: float = 0.5) -> dict:
         "intra_op_threads": settings.intra_op_threads,
         "graphs": {},
     }
-    for graph in ("decoder", "encoder"):
+    for graph in graphs:
         per_batch = {}
         for size in batches:
             if graph == "decoder":
@@ -72,10 +72,14 @@ def main() -> int:
     parser.add_argument("--model-dir", type=Path, required=True, help="one model folder (with model.json)")
     parser.add_argument("--cpu", type=int, default=None, help="pin to this core (the server's)")
     parser.add_argument("--seconds", type=float, default=0.5, help="timed seconds per graph and batch size")
+    parser.add_argument("--graphs", default="decoder,encoder", help="comma-separated graphs (default both)")
+    parser.add_argument("--batches", default=",".join(map(str, BATCHES)), help="comma-separated batch sizes")
     args = parser.parse_args()
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
-    json.dump(measure(args.model_dir, seconds=args.seconds), sys.stdout)
+    batches = tuple(int(size) for size in args.batches.split(","))
+    graphs = tuple(args.graphs.split(","))
+    json.dump(measure(args.model_dir, batches, args.seconds, graphs), sys.stdout)
     return 0
 
 

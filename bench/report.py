@@ -75,11 +75,14 @@ def targets(suite: Suite) -> list[Target]:
     found: list[Target] = []
     sample = _find(suite, "/sample n=256 npy")
     if sample:
-        ceiling = suite.ceiling["graphs"]["decoder"]["256"]
+        if sample.round_ceiling:  # measured between the scenario's own rounds
+            ceiling, when = sample.round_ceiling["256"], "ceiling measured between its rounds"
+        else:
+            ceiling, when = suite.ceiling["graphs"]["decoder"]["256"], "ceiling at the start and end of the run"
         ratio = sample.load.images_per_s / ceiling
         found.append(Target(
             "/sample n=256 npy vs compute ceiling (batch 256)", ">= 70%",
-            f"{ratio:.0%} ({sample.load.images_per_s:,.0f} of {ceiling:,.0f} images/s)", ratio >= 0.70,
+            f"{ratio:.0%} ({sample.load.images_per_s:,.0f} of {ceiling:,.0f} images/s, {when})", ratio >= 0.70,
         ))
     decode = _find(suite, "/decode", concurrency=64)
     ping = _find(suite, "/ping", concurrency=64)
@@ -213,6 +216,12 @@ def ceiling_table(suite: Suite) -> str:
     sizes = list(graphs["decoder"])
     header = "| graph | " + " | ".join(f"batch {b}" for b in sizes) + " |\n|---|" + "--:|" * len(sizes)
     rows = [f"| {graph} | " + " | ".join(f"{graphs[graph][b]:,.0f}" for b in sizes) + " |" for graph in graphs]
+    seen = set()
+    for s in suite.scenarios:
+        if s.round_ceiling and s.rows not in seen:  # PNG and npy of one n share the measurements
+            seen.add(s.rows)
+            rows.append(f"| decoder, between the /sample n={s.rows} rounds (mean) | "
+                        + " | ".join(f"{s.round_ceiling[b]:,.0f}" if b in s.round_ceiling else "-" for b in sizes) + " |")
     return header + "\n" + "\n".join(rows)
 
 

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,7 @@ OPEN_LOOP_LOAD = (0.5, 0.8)  # fractions of /decode's closed-loop c=64 throughpu
 BATCHING_OFF = {"VAE_MAX_BATCH_SIZE": "1"}
 UNPINNED = "batching on, all cores"
 ROUNDS = 3  # /ping, /decode on and /decode off take turns this many times per concurrency
+ROUND_CEILING_S = 0.25  # timed seconds per batch size of the decoder ceiling taken between /sample rounds
 
 
 @dataclass
@@ -52,6 +54,9 @@ class Scenario:
     # thread (HTTP, validation, encoding) and every thread (adds inference on the batch workers).
     loop_cpu_us: float = float("nan")
     cpu_us: float = float("nan")
+    # Decoder images/s per batch size, measured in-process before each of this scenario's rounds
+    # (mean over the rounds), for scenarios whose bound is compute: drift hits both alike.
+    round_ceiling: dict[str, float] | None = None
 
     @property
     def label(self) -> str:
@@ -91,8 +96,14 @@ def cpu_layout() -> tuple[set[int] | None, set[int] | None]:
     return {cpus[-1]}, set(cpus[:-1])
 
 
-def compute_ceiling(model_dir: Path, server_cpus: set[int] | None, seconds: float) -> dict:
-    command = [sys.executable, "-m", "bench.ceiling", "--model-dir", str(model_dir), "--seconds", str(seconds)]
+def compute_ceiling(
+    model_dir: Path, server_cpus: set[int] | None, seconds: float, graphs: str = "decoder,encoder",
+    batches: str = "1,16,64,256",
+) -> dict:
+    command = [
+        sys.executable, "-m", "bench.ceiling", "--model-dir", str(model_dir), "--seconds", str(seconds),
+        "--graphs", graphs, "--batches", batches,
+    ]
     if server_cpus:
         command += ["--cpu", str(min(server_cpus))]
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=True)
@@ -116,14 +127,19 @@ Run = tuple[str, BenchServer, Traffic, str | None]  # group, server, traffic, gr
 
 def run_scenarios(
     suite: Suite, runs: list[Run], *, concurrency: int | None = None, rate: float | None = None, rounds: int = 1,
+    ceiling: Callable[[], dict[str, float]] | None = None,
 ) -> list[Scenario]:
     """One scenario per run; with rounds > 1 they take turns (A B C, C B A, A B C) in
-    duration/rounds slices, merged, so drift in background load favours none of them."""
+    duration/rounds slices, merged, so drift in background load favours none of them.
+    `ceiling`: measures the compute ceiling (images/s per batch size) before each round."""
     parts: list[list[tuple[LoadResult, ResourceWatch]]] = [[] for _ in runs]
+    ceilings: list[dict[str, float]] = []
     # Batch statistics per slice: runs that share a server (the /sample pairs) must not mix.
     batches = [BatchStats() for _ in runs]
     slice_s = suite.duration_s / rounds
     for round_index in range(rounds):
+        if ceiling is not None:
+            ceilings.append(ceiling())
         order = range(len(runs)) if round_index % 2 == 0 else reversed(range(len(runs)))
         for index in order:
             _, server, load, graph = runs[index]
@@ -152,6 +168,7 @@ def run_scenarios(
             max(w.peak_rss for _, w in results), round_rps=[r.requests_per_s for r, _ in results],
             loop_cpu_us=1e6 * sum(w.loop_cpu_s for _, w in results) / responses,
             cpu_us=1e6 * sum(w.threads_cpu_s for _, w in results) / responses,
+            round_ceiling={size: sum(c[size] for c in ceilings) / len(ceilings) for size in ceilings[0]} if ceilings else None,
         )
         suite.scenarios.append(scenario)
         scenarios.append(scenario)
@@ -204,12 +221,16 @@ def run_quick(duration_s: float = 3.0, warmup_s: float = 0.5, ceiling_s: float =
             )
             if c == 64:
                 decode_c64 = on.load.requests_per_s
+        def decoder_ceiling() -> dict[str, float]:
+            return compute_ceiling(model_dir, server_cpus, ROUND_CEILING_S, "decoder")["graphs"]["decoder"]
+
         for n in SAMPLE_N:
             # PNG and npy take turns: a single 3-s run of ~170 big requests moved by 20% between runs.
+            # Their bound is compute, so the ceiling is measured between their rounds too.
             run_scenarios(
                 suite,
                 [("sample", batching_on, traffic.sample(batching_on.port, n, fmt), "decoder") for fmt in ("png", "npy")],
-                concurrency=SAMPLE_CONCURRENCY, rounds=ROUNDS,
+                concurrency=SAMPLE_CONCURRENCY, rounds=ROUNDS, ceiling=decoder_ceiling,
             )
         if server_cpus:
             # The same pair with the service free to use every core (the load generator stays on its
@@ -278,7 +299,9 @@ def attach_ceilings(suite: Suite) -> None:
         http_rps = ping.get(s.load.concurrency, best_ping) if s.load.mode == "closed" else best_ping
         max_batch = 1 if s.server == "batching off" else 256
         batch = min(max_batch, s.rows * (s.load.concurrency or 1))
-        if s.name.startswith("/encode"):
+        if s.round_ceiling is not None:
+            images_per_s = _ceiling_images_per_s({"graphs": {"decoder": s.round_ceiling}}, "decoder", batch)
+        elif s.name.startswith("/encode"):
             images_per_s = _ceiling_images_per_s(suite.ceiling, "encoder", batch)
         elif s.name.startswith("/reconstruct"):
             encode = _ceiling_images_per_s(suite.ceiling, "encoder", batch)

@@ -14,7 +14,7 @@ import numpy as np
 from bench import report, traffic
 from bench.loadgen import LoadResult, closed_loop, open_loop
 from bench.server import ResourceWatch, batch_stats
-from bench.suite import Scenario, Suite, attach_ceilings
+from bench.suite import Scenario, Suite, attach_ceilings, run_scenarios
 
 
 class _LiveServer:
@@ -148,3 +148,24 @@ def test_batching_loses_only_when_slower_overall_and_in_every_round():
     assert noisy.met and "noise" in noisy.got
     assert _batching_target([990, 985, 995], [1000, 1000, 1000]).met  # within the 3% tie band
     assert _batching_target([1300, 1310, 1290], [1000, 1000, 1000]).met
+
+
+def test_a_compute_bound_scenario_is_compared_with_the_ceiling_measured_between_its_rounds(live_server):
+    server = _LiveServer(live_server)
+    suite = Suite(duration_s=0.4, warmup_s=0.0, server_cpus=None, client_cpus=None)
+    suite.ceiling = {"intra_op_threads": 1, "graphs": {g: {"1": 1e9, "256": 1e9} for g in ("decoder", "encoder")}}
+    measured = iter([{"1": 100.0, "256": 300.0}, {"1": 200.0, "256": 500.0}])
+    (scenario,) = run_scenarios(
+        suite, [("sample", server, traffic.sample(server.port, 256, "npy"), None)], concurrency=1, rounds=2,
+        ceiling=lambda: next(measured),
+    )
+    assert scenario.round_ceiling == {"1": 150.0, "256": 400.0}  # the mean of the two rounds
+    ping = _decode_scenario("batching on", 1, [1e6])  # an HTTP ceiling far above the compute one
+    ping.name, ping.group = "/ping", "http ceiling"
+    suite.scenarios.append(ping)
+    attach_ceilings(suite)
+    assert scenario.bound == "compute" and scenario.bound_rps == 400.0 / 256  # not the start/end 1e9
+    scenario.name = "/sample n=256 npy"
+    target = next(t for t in report.targets(suite) if t.name.startswith("/sample n=256 npy"))
+    assert "of 400 images/s, ceiling measured between its rounds" in target.got
+    assert "| decoder, between the /sample n=256 rounds (mean) | 150 | 400 |" in report.ceiling_table(suite)
