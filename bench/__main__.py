@@ -1,4 +1,4 @@
-"""`python -m bench`: the quick benchmark (about 2 minutes), or `--soak` for the RSS soak.
+"""`python -m bench`: the quick benchmark (about 2.5 minutes), or `--soak` for the RSS soak.
 
 Writes bench/results/latest.md, a dated copy, latest.json and throughput.png (soak: soak.md,
 a dated copy and soak.png), and prints the markdown.

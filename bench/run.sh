@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The quick benchmark (about 2 minutes): bash bench/run.sh [--duration S] [--soak]
+# The quick benchmark (about 2.5 minutes): bash bench/run.sh [--duration S] [--soak]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || bash scripts/setup.sh dev
