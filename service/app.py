@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             await asyncio.to_thread(engine.warm_up)
             # What is loaded by now lives as long as the process; frozen, the collector stops walking
             # it. Unfrozen, under load a full collection ran about twice a second and paused the event
-            # loop up to ~30 ms (/decode p99 at 32 connections 3.1x p50, 1.4x frozen; bench/README.md).
+            # loop up to ~30 ms (/decode p99 at 32 connections 3.4x p50, 1.2x frozen; bench/README.md).
             gc.collect()
             gc.freeze()
             # Each request allocates a few hundred short-lived objects; at the default 700 a young

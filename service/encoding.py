@@ -62,7 +62,7 @@ def zlib_stored(data: bytes) -> bytes:
     """`data` as a zlib stream (RFC 1950) of stored, uncompressed deflate blocks (RFC 1951 BTYPE 00):
     what zlib.compress(data, 0) returns, built directly. zlib.compress sets up a ~256 KiB compressor
     state per call even at level 0; in the serving process that allocation cost ~60 us, more than the
-    rest of a one-image PNG (bench/README.md "Profile")."""
+    rest of a one-image PNG (bench/README.md "What the profiles showed")."""
     parts = [b"\x78\x01"]  # deflate, 32 KiB window, no preset dictionary, "fastest"; header check bits
     view = memoryview(data)
     for start in range(0, max(len(data), 1), STORED_BLOCK_MAX):
