@@ -14,8 +14,6 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))  # `import service`, `tests.helpers`
 
 RESULTS = REPO_ROOT / "bench" / "results"
 

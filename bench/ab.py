@@ -26,14 +26,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))  # `import bench`, `tests.helpers` when run as a script
 
-from bench import traffic  # noqa: E402
-from bench.loadgen import Traffic  # noqa: E402
-from bench.server import BenchServer, pin  # noqa: E402
-from bench.suite import Scenario, Suite, cpu_layout, run_scenarios  # noqa: E402
-from tests.helpers import digit_png_bytes  # noqa: E402
+from bench import traffic
+from bench.loadgen import Traffic
+from bench.server import BenchServer, pin
+from bench.suite import Scenario, Suite, cpu_layout, run_scenarios
+from devtools.images import digit_png_bytes
 
 WORKLOADS = ("decode", "sample", "encode", "reconstruct")
 

@@ -18,11 +18,9 @@ from pathlib import Path
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
 
-from service.config import Settings  # noqa: E402
-from service.registry import GRAPH_INPUT, GRAPH_OUTPUTS, load_model  # noqa: E402
+from service.config import Settings
+from service.registry import GRAPH_INPUT, GRAPH_OUTPUTS, load_model
 
 BATCHES = (1, 16, 64, 256)
 

@@ -1,6 +1,6 @@
 """The service under test: a real `python -m service` process, pinned to its own core, watched.
 
-Reuses tests/helpers.py (launch_server, wait_ready) so the benchmark starts the service exactly
+Reuses devtools/live.py (launch_server, wait_ready) so the benchmark starts the service exactly
 as the tests do. Server CPU comes from psutil's cpu_times (and, per thread, from threads(): the
 event loop runs on the main thread, inference on the batch workers), RSS from sampling memory_info,
 and the mean batch size from the service's own /metrics (vae_batch_size_rows sum / count).
@@ -18,7 +18,7 @@ from typing import NamedTuple
 import httpx
 import psutil
 
-from tests.helpers import MODELS_DIR, ServerProcess, launch_server, wait_ready
+from devtools.live import MODELS_DIR, ServerProcess, launch_server, wait_ready
 
 _BATCH_LINE = re.compile(r'^vae_batch_size_rows_(sum|count)\{([^}]*)\}\s+(\S+)$', re.MULTILINE)
 

@@ -18,7 +18,7 @@ from bench import traffic
 from bench.loadgen import LoadResult, Traffic, closed_loop
 from bench.server import BenchServer, ResourceWatch
 from bench.suite import cpu_layout
-from tests.helpers import digit_png_bytes
+from devtools.images import digit_png_bytes
 
 MB = 1024 * 1024
 SOAK_ENV = {"VAE_MAX_QUEUE_ROWS": "512", "VAE_MAX_SAMPLE_N": "256"}

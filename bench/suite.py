@@ -20,7 +20,8 @@ from pathlib import Path
 from bench import traffic
 from bench.loadgen import LoadResult, Traffic, closed_loop, merge, open_loop
 from bench.server import BatchStats, BenchServer, ResourceWatch, pin
-from tests.helpers import MODELS_DIR, digit_png_bytes
+from devtools.images import digit_png_bytes
+from devtools.live import MODELS_DIR
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DECODE_CONCURRENCY = (1, 8, 32, 64)  # /ping runs at each of these too

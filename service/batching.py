@@ -4,7 +4,7 @@ Vocabulary follows Triton's dynamic batcher. Batch size counts rows, not request
 larger than `max_batch_rows` is split and reassembled in order; small ones are packed together.
 A worker thread waits on a condition, so an idle engine starts a batch the moment a request
 arrives (no added delay unless `max_queue_delay_s` > 0). The queue is bounded in rows: a full
-queue rejects at once (QueueFullError) instead of growing. This module knows nothing of HTTP.
+queue rejects at once (QueueFull) instead of growing. This module knows nothing of HTTP.
 """
 
 from __future__ import annotations
@@ -20,25 +20,11 @@ from typing import Protocol
 
 import numpy as np
 
+from service.errors import InferenceTimeout, QueueFull, ShuttingDown
+
 logger = logging.getLogger("service.batching")
 
 RunBatch = Callable[[np.ndarray], Sequence[np.ndarray]]
-
-
-class QueueFullError(Exception):
-    def __init__(self, rows: int, queued_rows: int, max_queue_rows: int, retry_after_s: int) -> None:
-        super().__init__(f"queue full: {queued_rows} rows queued, {rows} more requested, at most {max_queue_rows}")
-        self.rows, self.queued_rows, self.max_queue_rows, self.retry_after_s = rows, queued_rows, max_queue_rows, retry_after_s
-
-
-class InferenceTimeout(Exception):
-    def __init__(self, timeout_s: float) -> None:
-        super().__init__(f"inference did not finish within {timeout_s:g} s")
-        self.timeout_s = timeout_s
-
-
-class EngineStopped(Exception):
-    """The batcher is shutting down and accepts no new work."""
 
 
 class BatchObserver(Protocol):
@@ -90,6 +76,7 @@ class GraphBatcher:
         max_queue_delay_s: float = 0.0,
         workers: int = 1,
         parallel_min_rows: int = 32,
+        seconds_per_batch: float = 0.05,
         observer: BatchObserver | None = None,
     ) -> None:
         self.name = name
@@ -100,6 +87,7 @@ class GraphBatcher:
         # Workers after the first start a batch only when this many rows wait: tiny batches run
         # better one after another on one thread than side by side; big backlogs use every core.
         self.parallel_min_rows = parallel_min_rows
+        self.seconds_per_batch = seconds_per_batch  # for the Retry-After estimate of a full queue
         self.observer = observer
         self.queued_rows = 0  # rows admitted but not yet handed to a batch
         self._queue: deque[_Request] = deque()
@@ -133,11 +121,11 @@ class GraphBatcher:
         rows = request.rows
         with self._cond:
             if self._stopping:
-                raise EngineStopped(f"{self.name}: shutting down")
+                raise ShuttingDown("the service is shutting down; retry on another instance")
             if self.queued_rows + rows > self.max_queue_rows:
-                # Rough time to drain what is queued, at one full batch per 50 ms, at least 1 s.
-                retry = max(1, math.ceil(self.queued_rows / self.max_batch_rows * 0.05))
-                raise QueueFullError(rows, self.queued_rows, self.max_queue_rows, retry)
+                # Rough time to drain what is queued, one full batch at a time, at least 1 s.
+                retry = max(1, math.ceil(self.queued_rows / self.max_batch_rows * self.seconds_per_batch))
+                raise QueueFull(rows, self.queued_rows, self.max_queue_rows, retry)
             self._queue.append(request)
             self.queued_rows += rows
             self._cond.notify()

@@ -28,7 +28,9 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(256, ge=1, le=65536, description="Most rows (images) in one onnxruntime call.")
     max_queue_delay_ms: float = Field(0.0, ge=0, le=10_000, description="Longest wait to fill a batch once a request is queued.")
     max_queue_rows: int = Field(8192, ge=1, description="Most rows waiting per model graph; beyond it: 429.")
-    engine_workers: int = Field(2, ge=1, le=16, description="Worker threads per model graph; the second starts only on a backlog of 32+ rows.")
+    engine_workers: int = Field(2, ge=1, le=16, description="Worker threads per model graph; those after the first start only on a backlog.")
+    engine_spill_rows: int = Field(32, ge=1, description="Rows waiting before the second and later workers start a batch; tiny batches run best one after another.")
+    retry_after_batch_s: float = Field(0.05, gt=0, le=60, description="Seconds one full batch is assumed to take, for the Retry-After estimate of a 429.")
     request_timeout_s: float = Field(30.0, gt=0, description="Per-request deadline for inference; beyond it: 504.")
 
     # Limits on what a client may send
@@ -38,9 +40,14 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(40_000_000, ge=784, description="Most pixels (width x height) per decoded image; beyond it: 413.")
     max_json_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Largest JSON or .npy body for /decode; beyond it: 413.")
 
+    # Request handling on the event loop
+    image_decode_threads: int = Field(2, ge=1, le=64, description="Threads that decode large uploads off the event loop.")
+    inline_decode_bytes: int = Field(64 * 1024, ge=0, description="Uploads up to this many bytes in all are decoded on the event loop; the hop to a thread costs more.")
+    gc_young_threshold: int = Field(20_000, ge=700, description="Allocations between young-generation garbage collections, set once the models are loaded.")
+
     # Server
-    host: str = Field("0.0.0.0", description="Bind address for `python -m service`.")
-    port: int = Field(8000, ge=0, le=65535, description="Bind port for `python -m service`.")
+    host: str = Field("127.0.0.1", description="Bind address for `python -m service serve` (the container image sets 0.0.0.0).")
+    port: int = Field(8000, ge=0, le=65535, description="Bind port for `python -m service serve`.")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field("info", description="Log level.")
     access_log: bool = Field(False, description="Log every request (costs throughput).")
     shutdown_timeout_s: float = Field(30.0, gt=0, description="On SIGTERM, longest wait for in-flight requests to finish.")

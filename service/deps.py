@@ -1,56 +1,91 @@
-"""Lookups shared by the routers: the service state, a model by name, /decode's format check.
-ServiceDep is async: FastAPI runs plain `def` dependencies in a thread pool, which costs more than
-they do. Query parameters of the inference routes are parsed by service/query.py."""
+"""What the routes take, as `Annotated` dependencies: the service state, the requested model, the
+Accept header and the request bodies; plus the check, on every route, that each query parameter
+is one the route knows. Async throughout: FastAPI runs plain `def` dependencies in a thread pool,
+which costs more than they do."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+import numpy as np
+from fastapi import Depends, Header, Query, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
 
-from service.errors import ApiError
-from service.query import Q, parse_query
+from service.errors import InvalidRequest, NotReady
+from service.inputs import ModelName, Upload, read_latents, read_uploads
 from service.registry import LoadedModel
 from service.state import ServiceState
 
 
-def service_of(request: Request) -> ServiceState:
+async def get_service(request: Request) -> ServiceState:
     service: ServiceState = request.app.state.service
     if service.engine is None or service.registry is None:
-        raise ApiError(503, "not_ready", "models are still loading; retry shortly")
+        raise NotReady("models are still loading; retry shortly")
     return service
 
 
-def find_model(service: ServiceState, name: str | None) -> LoadedModel:
-    found = service.registry.get(name)
-    if found is None:
-        available = sorted(service.registry.models)
-        raise ApiError(404, "model_not_found", f"unknown model {name!r}; available: {available}", {"available": available})
-    return found
+ServiceDep = Annotated[ServiceState, Depends(get_service)]
 
 
-def resolve(request: Request, query_model: type[Q]) -> tuple[Q, ServiceState, LoadedModel]:
-    """The route's validated query, the service and the requested model (422, 503, 404 in that order)."""
-    query = parse_query(query_model, request)
-    service = service_of(request)
-    return query, service, find_model(service, query.model)
+async def get_model(service: ServiceDep, model: Annotated[ModelName, Query()] = None) -> LoadedModel:
+    assert service.registry is not None
+    return service.registry.find(model)
 
 
-def format_from_query(value: str | None, allowed: tuple[str, ...]) -> str | None:
-    """The `format` query parameter, checked by hand (see routes/generate.py: decode)."""
-    if value is None or value in allowed:
-        return value
-    choices = ", ".join(repr(choice) for choice in allowed)
-    raise ApiError(
-        422,
-        "invalid_request",
-        f"query parameter 'format': Input should be {choices}",
-        {"errors": [{"loc": ["query", "format"], "msg": f"Input should be {choices}", "input": value}]},
+ModelDep = Annotated[LoadedModel, Depends(get_model)]
+AcceptHeader = Annotated[str | None, Header(description="Output format when `format` is not given")]
+
+
+async def get_uploads(request: Request, service: ServiceDep) -> list[Upload]:
+    settings = service.settings
+    return await read_uploads(request, settings.max_upload_bytes, settings.max_upload_images)
+
+
+UploadsDep = Annotated[list[Upload], Depends(get_uploads)]
+
+
+async def get_latents(request: Request, service: ServiceDep, model: ModelDep) -> np.ndarray:
+    settings = service.settings
+    return await read_latents(
+        request, model.latent_shape, settings.max_json_bytes, settings.max_sample_n, model.accepts_flat_latents
     )
 
 
-async def get_service(request: Request) -> ServiceState:
-    return service_of(request)
+LatentsDep = Annotated[np.ndarray, Depends(get_latents)]
 
 
-ServiceDep = Annotated[ServiceState, Depends(get_service)]
+def query_names(dependant: Dependant) -> frozenset[str]:
+    """Every query parameter a route declares, its own and its dependencies', models flattened."""
+    names: set[str] = set()
+    for field in dependant.query_params:
+        annotation: Any = field.field_info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names.update(info.alias or name for name, info in annotation.model_fields.items())
+        else:
+            names.add(field.alias)
+    for sub in dependant.dependencies:
+        names |= query_names(sub)
+    return frozenset(names)
+
+
+async def reject_unknown_query(request: Request) -> None:
+    """422 for a query parameter the route does not take: a misspelt `temprature` would otherwise
+    be ignored and the caller would get an answer they did not ask for."""
+    if not request.scope.get("query_string"):
+        return
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    allowed: frozenset[str] | None = getattr(route, "query_names", None)
+    if allowed is None:
+        allowed = query_names(route.dependant)
+        route.query_names = allowed  # type: ignore[attr-defined]  # computed once per route
+    unknown = [name for name in request.query_params if name not in allowed]
+    if unknown:
+        listed = ", ".join(sorted(allowed)) or "none"
+        raise InvalidRequest(
+            f"unknown query parameter {unknown[0]!r} on {route.path}; allowed: {listed}",
+            {"unknown": unknown, "allowed": sorted(allowed)},
+        )

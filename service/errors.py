@@ -1,147 +1,116 @@
-"""One error shape for every 4xx/5xx: {"error": {"code", "message", "details"?}} (docs/api.md)."""
+"""Every failure the service reports, one class per error code in docs/api.md.
+
+The stage that finds a problem raises its class; none of them knows HTTP. service/handlers.py is
+the one place that maps a class to a status and the error body
+`{"error": {"code", "message", "details"?}}`.
+
+    ServiceError
+    ├── InvalidRequest          invalid_request          a parameter or body the service refuses
+    │   └── InvalidImage        invalid_image            upload bytes that are not a decodable image
+    ├── UnsupportedMediaType    unsupported_media_type   a body or image type the endpoint does not take
+    ├── PayloadTooLarge         payload_too_large        a body, image or upload count over a limit
+    ├── ModelNotFound           model_not_found          no loaded model has that name
+    ├── RouteNotFound           not_found                no such endpoint
+    ├── MethodNotAllowed        method_not_allowed       the endpoint exists, the method does not
+    ├── QueueFull               queue_full               the batch queue is at its row limit
+    ├── InferenceTimeout        timeout                  inference missed the request deadline
+    ├── NotReady                not_ready                models are still loading
+    ├── ShuttingDown            shutting_down            draining after SIGTERM
+    └── InternalError           internal_error           a bug; never anything a client sent
+"""
 
 from __future__ import annotations
 
-import logging
-from typing import Any
-
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import ClientDisconnect
-
-from service.batching import EngineStopped, InferenceTimeout, QueueFullError
-
-logger = logging.getLogger("service.errors")
-
-CODE_OF_STATUS = {
-    400: "invalid_request",
-    404: "not_found",
-    405: "method_not_allowed",
-    406: "invalid_request",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    422: "invalid_request",
-    429: "queue_full",
-    503: "not_ready",
-    504: "timeout",
-}
+from typing import Any, ClassVar
 
 
-class ErrorBody(BaseModel):
-    code: str
-    message: str
-    details: dict[str, Any] | list[Any] | None = None
+class ServiceError(Exception):
+    """Base class: `code` names the failure, `message` says what was wrong and what is allowed."""
 
+    code: ClassVar[str] = "internal_error"
 
-class ErrorResponse(BaseModel):
-    """The shape of every error the service returns."""
-
-    error: ErrorBody
-
-
-class ApiError(Exception):
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        details: Any = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
+    def __init__(self, message: str, details: Any = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message, self.details, self.headers = status, code, message, details, headers
+        self.message = message
+        self.details = details
 
 
-def error_response(status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None) -> JSONResponse:
-    body: dict[str, Any] = {"code": code, "message": message}
-    if details is not None:
-        body["details"] = details
-    return JSONResponse({"error": body}, status_code=status, headers=headers)
+class InvalidRequest(ServiceError):
+    code = "invalid_request"
 
 
-def _describe(error: dict[str, Any]) -> str:
-    where = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "request"
-    kind = {"query": "query parameter", "path": "path parameter", "header": "header"}.get(
-        str(error.get("loc", ("",))[0]), "field"
-    )
-    name = where.split(".", 1)[1] if "." in where and kind != "field" else where
-    return f"{kind} {name!r}: {error.get('msg', 'invalid')}"
+class InvalidImage(InvalidRequest):
+    code = "invalid_image"
 
 
-async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-    return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+class UnsupportedMediaType(ServiceError):
+    code = "unsupported_media_type"
 
 
-async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    errors = exc.errors()
-    details = [
-        {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "input": e.get("input")}
-        for e in errors
-        if isinstance(e, dict)
-    ]
-    # Inputs may hold anything a client sent; keep only JSON-safe scalars.
-    for item in details:
-        if not isinstance(item["input"], (str, int, float, bool, type(None))):
-            item.pop("input")
-    message = "; ".join(_describe(e) for e in errors) or "invalid request"
-    return error_response(422, "invalid_request", message, {"errors": details})
+class PayloadTooLarge(ServiceError):
+    code = "payload_too_large"
 
 
-async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    code = CODE_OF_STATUS.get(exc.status_code, "invalid_request" if exc.status_code < 500 else "internal_error")
-    message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-    if exc.status_code == 404 and message == "Not Found":
-        message = f"no route {request.url.path}; see /docs for the API"
-    elif exc.status_code == 405:
-        message = f"method {request.method} not allowed on {request.url.path}; see /docs"
-    return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+class ModelNotFound(ServiceError):
+    code = "model_not_found"
+
+    def __init__(self, name: str | None, available: list[str]) -> None:
+        super().__init__(f"unknown model {name!r}; available: {available}", {"available": available})
 
 
-async def _queue_full(request: Request, exc: QueueFullError) -> JSONResponse:
-    return error_response(
-        429,
-        "queue_full",
-        f"the inference queue is full ({exc.queued_rows} rows waiting, at most {exc.max_queue_rows}); "
-        f"retry after {exc.retry_after_s} s",
-        {"queued_rows": exc.queued_rows, "max_queue_rows": exc.max_queue_rows},
-        headers={"Retry-After": str(exc.retry_after_s)},
-    )
+class RouteNotFound(ServiceError):
+    code = "not_found"
 
 
-async def _timeout(request: Request, exc: InferenceTimeout) -> JSONResponse:
-    return error_response(
-        504, "timeout", f"inference did not finish within the request timeout of {exc.timeout_s:g} s (VAE_REQUEST_TIMEOUT_S)"
-    )
+class MethodNotAllowed(ServiceError):
+    code = "method_not_allowed"
 
 
-async def _stopped(request: Request, exc: EngineStopped) -> JSONResponse:
-    return error_response(503, "shutting_down", "the service is shutting down; retry on another instance")
+class QueueFull(ServiceError):
+    code = "queue_full"
+
+    def __init__(self, rows: int, queued_rows: int, max_queue_rows: int, retry_after_s: int) -> None:
+        super().__init__(
+            f"the inference queue is full ({queued_rows} rows waiting, at most {max_queue_rows}); "
+            f"retry after {retry_after_s} s",
+            {"queued_rows": queued_rows, "max_queue_rows": max_queue_rows},
+        )
+        self.rows, self.queued_rows, self.max_queue_rows, self.retry_after_s = (
+            rows,
+            queued_rows,
+            max_queue_rows,
+            retry_after_s,
+        )
 
 
-async def _client_gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
-    logger.debug("client disconnected during %s %s", request.method, request.url.path)
-    return error_response(400, "invalid_request", "the client disconnected before the body was read")
+class InferenceTimeout(ServiceError):
+    code = "timeout"
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(
+            f"inference did not finish within the request timeout of {timeout_s:g} s (VAE_REQUEST_TIMEOUT_S)"
+        )
+        self.timeout_s = timeout_s
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    logger.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(500, "internal_error", "internal error; the service logged the details")
+class NotReady(ServiceError):
+    code = "not_ready"
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(ApiError, _api_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(QueueFullError, _queue_full)
-    app.add_exception_handler(InferenceTimeout, _timeout)
-    app.add_exception_handler(EngineStopped, _stopped)
-    app.add_exception_handler(ClientDisconnect, _client_gone)
-    app.add_exception_handler(Exception, _unexpected_error)
+class ShuttingDown(ServiceError):
+    code = "shutting_down"
 
 
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries documenting the error shape."""
-    return {status: {"model": ErrorResponse, "description": CODE_OF_STATUS.get(status, "error")} for status in statuses}
+class InternalError(ServiceError):
+    code = "internal_error"
+
+
+def error_codes() -> set[str]:
+    """Every code the service can answer with (the SDK must know each one)."""
+    found: set[str] = set()
+    pending: list[type[ServiceError]] = [ServiceError]
+    while pending:
+        cls = pending.pop()
+        found.add(cls.code)
+        pending.extend(cls.__subclasses__())
+    return found

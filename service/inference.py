@@ -1,4 +1,5 @@
-"""The predict step: validated arrays in, model outputs out, through one batcher per model graph.
+"""The fourth stage: validated arrays in, model outputs out, through one batcher per model graph;
+and the figures computed from them (samples, reconstruction errors).
 
 Randomness lives here, never in the graphs: z = mu + exp(logvar / 2) * eps with eps drawn by
 numpy's default_rng(seed) (FACTS.md: sampling ops in exported graphs cannot be seeded).
@@ -13,7 +14,6 @@ import numpy as np
 
 from service.batching import BatchObserver, GraphBatcher
 from service.config import Settings
-from service.encoding import to_uint8
 from service.registry import GRAPH_INPUT, GRAPH_OUTPUTS, GRAPHS, LoadedModel, Registry
 
 logger = logging.getLogger("service.inference")
@@ -26,7 +26,23 @@ class Encoded(NamedTuple):  # NamedTuple: built per request, cheaper than a froz
 
 class Decoded(NamedTuple):
     images: np.ndarray  # [N, C, H, W] float32 in [0, 1]
-    pixels: np.ndarray  # [N, H, W] uint8, for PNG outputs
+    pixels: np.ndarray  # [N, H, W] (C = 1) or [N, H, W, C] uint8, for PNG outputs
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """[N, C, H, W] floats in [0, 1] -> 8-bit pixels, rounded and clipped: [N, H, W] for one
+    channel, [N, H, W, C] (channels last, as image files hold them) for colour."""
+    if images.shape[1] == 1:
+        images = images.reshape(len(images), *images.shape[-2:])
+    else:
+        images = images.transpose(0, 2, 3, 1)
+    return np.clip(np.rint(images * 255.0), 0, 255).astype(np.uint8)
+
+
+def reconstruction_errors(inputs: np.ndarray, reconstructions: np.ndarray) -> list[float]:
+    """Mean squared error per image, pixels in [0, 1]."""
+    difference = inputs.astype(np.float64) - reconstructions
+    return (difference**2).reshape(len(inputs), -1).mean(axis=1).tolist()
 
 
 def _session_runner(model: LoadedModel, graph: str):
@@ -66,6 +82,8 @@ class Engine:
                     max_queue_rows=settings.max_queue_rows,
                     max_queue_delay_s=settings.max_queue_delay_ms / 1000.0,
                     workers=settings.engine_workers,
+                    parallel_min_rows=settings.engine_spill_rows,
+                    seconds_per_batch=settings.retry_after_batch_s,
                     observer=(observers or {}).get((name, graph)),
                 )
 
@@ -94,10 +112,10 @@ class Engine:
         return Decoded(images, pixels)
 
 
-def prior_latents(n: int, latent_dim: int, seed: int | None, temperature: float) -> np.ndarray:
-    """z ~ N(0, T^2 I), [n, D] float32; the same seed gives the same latents."""
+def prior_latents(n: int, latent_shape: tuple[int, ...], seed: int | None, temperature: float) -> np.ndarray:
+    """z ~ N(0, T^2 I), [n, *latent_shape] float32; the same seed gives the same latents."""
     rng = np.random.default_rng(seed)
-    return (rng.standard_normal((n, latent_dim), dtype=np.float32) * np.float32(temperature)).astype(np.float32)
+    return rng.standard_normal((n, *latent_shape), dtype=np.float32) * np.float32(temperature)
 
 
 def posterior_sample(encoded: Encoded, seed: int | None) -> np.ndarray:

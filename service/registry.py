@@ -17,6 +17,7 @@ import onnxruntime as ort
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from service.config import Settings
+from service.errors import ModelNotFound
 
 logger = logging.getLogger("service.registry")
 
@@ -53,6 +54,9 @@ class ModelCard(BaseModel):
     dataset: str
     image_shape: tuple[PositiveInt, PositiveInt, PositiveInt]
     latent_dim: PositiveInt
+    latent_shape: tuple[PositiveInt, ...] | None = Field(
+        None, min_length=1, max_length=3, description="[D] or [C, h, w]; default [latent_dim]"
+    )
     likelihood: str
     preprocessing: Literal["mnist-digit", "fashion-product"]
     files: dict[Literal["encoder", "decoder"], FileRef]
@@ -75,6 +79,15 @@ class LoadedModel:
         return self.card.latent_dim
 
     @property
+    def latent_shape(self) -> tuple[int, ...]:
+        return tuple(self.card.latent_shape or (self.card.latent_dim,))
+
+    @property
+    def accepts_flat_latents(self) -> bool:
+        """Whether /decode may reshape flat [N, D] vectors into a spatial latent."""
+        return bool(getattr(self.card, "accepts_flat_latents", True))
+
+    @property
     def image_shape(self) -> tuple[int, int, int]:
         return self.card.image_shape
 
@@ -86,6 +99,13 @@ class Registry:
 
     def get(self, name: str | None) -> LoadedModel | None:
         return self.models.get(name or self.default)
+
+    def find(self, name: str | None) -> LoadedModel:
+        """The named model (the default for None), else ModelNotFound listing the loaded ones."""
+        found = self.models.get(name or self.default)
+        if found is None:
+            raise ModelNotFound(name, sorted(self.models))
+        return found
 
 
 def sha256_of(path: Path) -> str:
@@ -159,7 +179,7 @@ def _check_graph(session: ort.InferenceSession, graph: str, card: ModelCard, pat
             f"inputs [{GRAPH_INPUT[graph]!r}] and outputs {list(GRAPH_OUTPUTS[graph])}"
         )
     c, h, w = card.image_shape
-    expected = [c, h, w] if graph == "encoder" else [card.latent_dim]
+    expected = [c, h, w] if graph == "encoder" else list(card.latent_shape or (card.latent_dim,))
     shape = session.get_inputs()[0].shape
     if list(shape[1:]) != expected:
         raise ModelLoadError(f"{path}: {graph} input shape {shape} does not match the card ([N, {expected}])")

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from service.config import Settings
 from service.inference import Engine
+from service.inputs import Upload
 from service.metrics import Metrics
-from service.registry import Registry
+from service.preprocessing import prepare_images
+from service.registry import LoadedModel, Registry
 
 
 @dataclass
@@ -17,9 +22,18 @@ class ServiceState:
     metrics: Metrics
     registry: Registry | None = None
     engine: Engine | None = None
-    # Large uploads are decoded off the event loop; two threads suit two cores.
-    image_executor: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="images")
-    )
+    image_executor: ThreadPoolExecutor = field(init=False)
     ready: bool = False
     shutting_down: bool = False
+
+    def __post_init__(self) -> None:
+        # Large uploads are decoded off the event loop, so one big image does not stall the others.
+        self.image_executor = ThreadPoolExecutor(self.settings.image_decode_threads, thread_name_prefix="images")
+
+    async def preprocess(self, uploads: list[Upload], model: LoadedModel, normalize: bool) -> np.ndarray:
+        """Uploads -> the model's input batch; small ones inline, where a thread hop costs more."""
+        blobs = [upload.data for upload in uploads]
+        args = (blobs, model.card.preprocessing, model.image_shape, self.settings.max_image_pixels, normalize)
+        if sum(map(len, blobs)) <= self.settings.inline_decode_bytes:
+            return prepare_images(*args)
+        return await asyncio.get_running_loop().run_in_executor(self.image_executor, prepare_images, *args)

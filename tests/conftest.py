@@ -1,15 +1,22 @@
-"""Fixtures shared by every test folder: a live service process and a factory for custom ones."""
+"""Fixtures shared by every test folder: the app in-process (route and schema tests), a live
+service process (end-to-end, lifecycle) and a factory for live ones with custom settings."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
+from fastapi.testclient import TestClient
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `import service`, `tests.helpers`
+from devtools.live import ServerProcess, start_server
+from service.app import create_app
+from service.config import Settings
 
-from tests.helpers import ServerProcess, start_server  # noqa: E402
+
+@pytest.fixture(scope="session")
+def app_client():
+    """`TestClient(create_app(Settings()))` on the repository's models, lifespan run (models loaded
+    and warmed up): the routes in-process, without a socket."""
+    with TestClient(create_app(Settings()), raise_server_exceptions=False) as client:
+        yield client
 
 
 @pytest.fixture(scope="session")

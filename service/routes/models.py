@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from service import errors
 from service.deps import ServiceDep
-from service.errors import ApiError, error_responses
+from service.handlers import error_responses
 from service.registry import LoadedModel
 from service.routes.schemas import ModelInfo, ModelList
 
@@ -18,16 +19,16 @@ def model_info(model: LoadedModel) -> ModelInfo:
     )
 
 
-@router.get("/models", response_model=ModelList, responses=error_responses(503))
+@router.get("/models", response_model=ModelList, responses=error_responses(errors.NotReady))
 async def list_models(service: ServiceDep) -> ModelList:
     registry = service.registry
+    assert registry is not None
     return ModelList(default=registry.default, models=[model_info(m) for m in registry.models.values()])
 
 
-@router.get("/models/{name}", response_model=ModelInfo, responses=error_responses(404, 503))
+@router.get(
+    "/models/{name}", response_model=ModelInfo, responses=error_responses(errors.ModelNotFound, errors.NotReady)
+)
 async def get_model_info(name: str, service: ServiceDep) -> ModelInfo:
-    model = service.registry.models.get(name)
-    if model is None:
-        available = sorted(service.registry.models)
-        raise ApiError(404, "model_not_found", f"unknown model {name!r}; available: {available}", {"available": available})
-    return model_info(model)
+    assert service.registry is not None
+    return model_info(service.registry.find(name))

@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 
-from service.errors import ApiError, error_responses
+from service import errors
+from service.handlers import error_responses
 from service.metrics import CONTENT_TYPE_LATEST
 from service.routes.schemas import Health, Ready
 from service.state import ServiceState
@@ -23,13 +24,18 @@ async def ping() -> Response:
     return Response(b"pong", media_type="text/plain")
 
 
-@router.get("/ready", response_model=Ready, responses=error_responses(503), summary="Readiness: models loaded and warmed up")
+@router.get(
+    "/ready",
+    response_model=Ready,
+    responses=error_responses(errors.NotReady, errors.ShuttingDown),
+    summary="Readiness: models loaded and warmed up",
+)
 async def ready(request: Request) -> Ready:
     service: ServiceState = request.app.state.service
     if service.shutting_down:
-        raise ApiError(503, "shutting_down", "the service is shutting down; finishing queued work")
+        raise errors.ShuttingDown("the service is shutting down; finishing queued work")
     if not service.ready or service.registry is None:
-        raise ApiError(503, "not_ready", "models are loading or warming up; retry shortly")
+        raise errors.NotReady("models are loading or warming up; retry shortly")
     return Ready(status="ready", models=sorted(service.registry.models))
 
 

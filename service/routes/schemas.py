@@ -10,24 +10,28 @@ from pydantic import BaseModel, Field
 class ImagesJSON(BaseModel):
     model: str
     latent_dim: int
-    latents: list[list[float]] = Field(description="[N, D] latents that were decoded")
-    images: list[str] = Field(description="N base64 PNGs (8-bit grayscale)")
+    latent_shape: list[int] = Field(description="Shape of one latent: [D], or [C, h, w] for a spatial latent")
+    latents: list[Any] = Field(description="[N, *latent_shape] latents that were decoded")
+    images: list[str] = Field(description="N base64 PNGs (8-bit grayscale, or RGB for colour models)")
 
 
 class DecodeRequest(BaseModel):
-    latents: list[list[float]] = Field(description="[N, D] latents; D must equal the model's latent_dim")
+    latents: list[Any] = Field(
+        description="[N, *latent_shape] latents (GET /models gives each model's latent_shape); one latent may omit N"
+    )
 
 
 class EncodeResult(BaseModel):
     filename: str | None
-    mu: list[float]
-    logvar: list[float]
-    z: list[float] | None = Field(None, description="Only when sample=true")
+    mu: list[Any] = Field(description="latent_shape numbers")
+    logvar: list[Any]
+    z: list[Any] | None = Field(None, description="Only when sample=true")
 
 
 class EncodeJSON(BaseModel):
     model: str
     latent_dim: int
+    latent_shape: list[int]
     results: list[EncodeResult]
 
 
@@ -36,12 +40,13 @@ class ReconstructResult(BaseModel):
     input: str = Field(description="base64 PNG of the model input after normalisation")
     image: str = Field(description="base64 PNG of the reconstruction")
     mse: float = Field(description="Mean squared error between input and reconstruction, pixels in [0, 1]")
-    latent: list[float] = Field(description="The latent that was decoded (mu, or a sample)")
+    latent: list[Any] = Field(description="The latent that was decoded (mu, or a sample)")
 
 
 class ReconstructJSON(BaseModel):
     model: str
     latent_dim: int
+    latent_shape: list[int]
     results: list[ReconstructResult]
 
 
@@ -67,9 +72,10 @@ class Ready(BaseModel):
     models: list[str]
 
 
-IMAGE_CONTENT = {
-    "image/png": {"schema": {"type": "string", "format": "binary"}},
-    "application/x-npy": {"schema": {"type": "string", "format": "binary"}},
+NPY_CONTENT = {"application/x-npy": {"schema": {"type": "string", "format": "binary"}}}
+IMAGE_CONTENT = {"image/png": {"schema": {"type": "string", "format": "binary"}}, **NPY_CONTENT}
+IMAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": IMAGE_CONTENT, "description": "PNG grid, JSON or float32 .npy [N, C, H, W]"}
 }
 UPLOAD_BODY = {
     "requestBody": {
@@ -92,7 +98,7 @@ LATENTS_BODY = {
         "required": True,
         "content": {
             "application/json": {"schema": DecodeRequest.model_json_schema()},
-            "application/x-npy": {"schema": {"type": "string", "format": "binary", "description": "float .npy [N, D] or [D]"}},
+            "application/x-npy": {"schema": {"type": "string", "format": "binary", "description": "float .npy [N, *latent_shape] or one latent"}},
         },
     }
 }

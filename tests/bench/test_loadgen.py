@@ -72,7 +72,7 @@ def test_errors_are_counted_by_status(live_server):
 
 
 def test_uploads_and_batch_stats_from_metrics(live_server):
-    from tests.helpers import digit_png_bytes
+    from devtools.images import digit_png_bytes
 
     server = _LiveServer(live_server)
     before = batch_stats(httpx.get(f"{server.base_url}/metrics").text, "encoder")

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ServerProcess, digit_png_bytes, start_server
+from devtools.images import digit_png_bytes
+from devtools.live import ServerProcess, start_server
 
-# One request of SMALL_QUEUE_ROWS rows fills the queue, and rows wait QUEUE_DELAY_MS for more
 # before they run: another request in that window gets 429, and small ones share one batch.
 SMALL_QUEUE_ROWS = 16
 QUEUE_DELAY_MS = 800

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import digit_png_bytes, image_bytes, start_server
+from devtools.images import digit_png_bytes, image_bytes
+from devtools.live import start_server
 
 LIMITS = {
     "VAE_MAX_SAMPLE_N": "64",

@@ -14,10 +14,11 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from service.batching import EngineStopped, GraphBatcher, InferenceTimeout, QueueFullError
+from devtools.live import MODELS_DIR
+from service.batching import GraphBatcher
+from service.errors import InferenceTimeout, QueueFull, ShuttingDown
 from service.config import Settings
 from service.registry import session_options
-from tests.helpers import MODELS_DIR
 
 
 class RecordingRun:
@@ -109,7 +110,7 @@ def test_a_full_queue_rejects_at_once_counting_rows():
         await asyncio.sleep(0.05)
         queued = asyncio.ensure_future(batcher.infer(rows(0, 10), timeout_s=5))
         await asyncio.sleep(0.01)
-        with pytest.raises(QueueFullError) as rejected:
+        with pytest.raises(QueueFull) as rejected:
             await batcher.infer(rows(0, 1), timeout_s=5)
         run.gate.set()
         await busy, await queued
@@ -153,7 +154,7 @@ def test_stop_finishes_queued_work_then_refuses_new_work():
         stopper = asyncio.ensure_future(asyncio.to_thread(batcher.stop))
         results = await asyncio.gather(*pending)
         await stopper
-        with pytest.raises(EngineStopped):
+        with pytest.raises(ShuttingDown):
             await batcher.infer(rows(0, 1), timeout_s=5)
         return results
 

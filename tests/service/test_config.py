@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from devtools.live import run_until_exit
 from service.config import Settings
-from tests.helpers import run_until_exit
 
 
 def test_settings_read_the_vae_prefix(monkeypatch):

@@ -15,7 +15,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from tests.helpers import MODELS_DIR, run_until_exit, start_server
+from devtools.live import MODELS_DIR, run_until_exit, start_server
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Upload bytes -> validated model input arrays, made the way the training data was made.
+"""The second stage: uploaded image bytes -> model input arrays, made the way the training data
+was made (the model card's `preprocessing` rule). Problems raise service.errors classes.
 
 The rules are documented in docs/preprocessing.md; keep the two in step.
 """
@@ -12,6 +13,8 @@ import warnings
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from service.errors import InvalidImage, PayloadTooLarge, ServiceError, UnsupportedMediaType
+
 ALLOWED_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")
 # Images larger than this are box-reduced before any float work: the model sees 28x28 anyway.
 WORKING_SIZE = 1024
@@ -19,38 +22,27 @@ WORKING_SIZE = 1024
 FIGURE_THRESHOLD = 0.2
 
 
-class ImageRejected(Exception):
-    """An upload that cannot become a model input; status and code follow docs/api.md."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
 def _open(data: bytes, max_pixels: int) -> Image.Image:
     if not data:
-        raise ImageRejected(422, "invalid_image", "empty image body; send PNG, JPEG, BMP, GIF or WebP bytes")
+        raise InvalidImage("empty image body; send PNG, JPEG, BMP, GIF or WebP bytes")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageRejected(413, "payload_too_large", f"image has too many pixels; at most {max_pixels}") from None
+        raise PayloadTooLarge(f"image has too many pixels; at most {max_pixels}") from None
     except UnidentifiedImageError:
-        raise ImageRejected(
-            422, "invalid_image", "not a decodable image; send PNG, JPEG, BMP, GIF or WebP bytes"
+        raise InvalidImage("not a decodable image; send PNG, JPEG, BMP, GIF or WebP bytes"
         ) from None
     except Exception as exc:  # any parser error is the client's bytes, never a 500
-        raise ImageRejected(422, "invalid_image", f"image header is corrupt ({exc})") from None
+        raise InvalidImage(f"image header is corrupt ({exc})") from None
     if image.format not in ALLOWED_FORMATS:
-        raise ImageRejected(
-            415, "unsupported_media_type", f"image format {image.format} is not supported; send PNG, JPEG, BMP, GIF or WebP"
+        raise UnsupportedMediaType(f"image format {image.format} is not supported; send PNG, JPEG, BMP, GIF or WebP"
         )
     width, height = image.size
     # Checked on the header, before any pixel is decoded: a decompression bomb never expands.
     if width * height > max_pixels:
-        raise ImageRejected(
-            413, "payload_too_large", f"image is {width}x{height} = {width * height} pixels; at most {max_pixels}"
+        raise PayloadTooLarge(f"image is {width}x{height} = {width * height} pixels; at most {max_pixels}"
         )
     return image
 
@@ -88,12 +80,12 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
     image = _open(data, max_pixels)
     try:
         return _grayscale(image)
-    except ImageRejected:
+    except ServiceError:
         raise
     except Image.DecompressionBombError:
-        raise ImageRejected(413, "payload_too_large", f"image has too many pixels; at most {max_pixels}") from None
+        raise PayloadTooLarge(f"image has too many pixels; at most {max_pixels}") from None
     except Exception as exc:  # truncated or corrupt pixel data
-        raise ImageRejected(422, "invalid_image", f"image data is truncated or corrupt ({exc})") from None
+        raise InvalidImage(f"image data is truncated or corrupt ({exc})") from None
     finally:
         image.close()
 
@@ -196,13 +188,13 @@ def to_model_input(values: np.ndarray, rule: str, height: int, width: int, norma
 def prepare_images(
     uploads: list[bytes], rule: str, image_shape: tuple[int, int, int], max_pixels: int, normalize: bool = True
 ) -> np.ndarray:
-    """Upload bytes -> float32 [N, 1, H, W]; raises ImageRejected naming the failing image."""
+    """Upload bytes -> float32 [N, 1, H, W]; raises a ServiceError naming the failing image."""
     _, height, width = image_shape
     batch = np.empty((len(uploads), 1, height, width), dtype=np.float32)
     for index, data in enumerate(uploads):
         try:
             batch[index, 0] = to_model_input(decode_image(data, max_pixels), rule, height, width, normalize)
-        except ImageRejected as exc:
+        except ServiceError as exc:
             if len(uploads) > 1:
                 exc.message = f"image {index}: {exc.message}"
             raise

@@ -1,4 +1,5 @@
-"""Every endpoint and output format of the real service (uvicorn subprocess, shipped models)."""
+"""Every route and output format, in-process (`TestClient(create_app(settings))`, shipped models):
+what each endpoint answers, its formats, and its OpenAPI entry."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import MEDIA_TYPE, digit_array, digit_png_bytes, image_bytes
+from devtools.images import MEDIA_TYPE, digit_array, digit_png_bytes, image_bytes
 
 D = 32  # latent_dim of the shipped models (read from the card in test_models_list_cards_providers_and_shapes)
 
@@ -26,9 +27,8 @@ def load_png(content: bytes) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def client(live_server):
-    with live_server.client() as http:
-        yield http
+def client(app_client):
+    return app_client
 
 
 def test_health_ping_and_ready(client):
@@ -264,3 +264,55 @@ def test_metrics_expose_requests_latency_batches_queue_and_inference(client):
         "vae_inference_seconds_bucket",
     ):
         assert name in text
+
+
+def _api_routes(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    return [(path, method.upper()) for path, operations in paths.items() for method in operations]
+
+
+@pytest.mark.parametrize(
+    "path, params, allowed",
+    [
+        ("/sample", {"temprature": "0.5"}, "format, model, n, seed, temperature"),
+        ("/sample", {"label": "99"}, "format, model, n, seed, temperature"),
+        ("/decode", {"fmt": "npy"}, "format, model"),
+        ("/encode", {"normalise": "false"}, "format, model, normalize, sample, seed"),
+        ("/reconstruct", {"seeds": "1"}, "format, model, normalize, sample, seed"),
+    ],
+)
+def test_a_misspelt_query_parameter_is_422_naming_the_allowed_ones(client, path, params, allowed):
+    response = client.post(path, params=params)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request"
+    assert repr(next(iter(params))) in error["message"] and f"allowed: {allowed}" in error["message"]
+    assert error["details"]["unknown"] == list(params)
+
+
+def test_every_route_refuses_unknown_query_parameters(client):
+    routes = _api_routes(client)
+    assert len(routes) >= 10
+    for path, method in routes:
+        response = client.request(method, path.replace("{name}", "mnist"), params={"bogus": "1"})
+        assert response.status_code == 422, (method, path, response.text)
+        assert "'bogus'" in response.json()["error"]["message"]
+
+
+def test_known_parameters_still_work_together(client):
+    response = client.post("/sample", params={"n": 2, "seed": 1, "temperature": 0.5, "model": "mnist", "format": "npy"})
+    assert response.status_code == 200 and load_npy(response.content).shape == (2, 1, 28, 28)
+
+
+def test_the_openapi_schema_is_generated_from_the_typed_routes(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    sample = {p["name"]: p for p in paths["/sample"]["post"]["parameters"]}
+    assert set(sample) == {"model", "n", "seed", "temperature", "format", "accept"}
+    assert sample["n"]["schema"]["maximum"] == 1024 and sample["temperature"]["schema"]["exclusiveMinimum"] == 0
+    decode = {p["name"] for p in paths["/decode"]["post"]["parameters"]}
+    assert decode == {"model", "format", "accept"}
+    assert set(paths["/decode"]["post"]["requestBody"]["content"]) == {"application/json", "application/x-npy"}
+    for path in ("/sample", "/decode", "/encode", "/reconstruct"):
+        responses = paths[path]["post"]["responses"]
+        assert {"404", "422", "429", "503", "504"} <= set(responses), (path, sorted(responses))
+        assert responses["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")

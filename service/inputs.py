@@ -1,0 +1,270 @@
+"""The first stage: query parameters and request bodies in, checked against the limits.
+
+Query parameters are one pydantic model per route (FastAPI validates them and writes the OpenAPI
+entries). Bodies are read here by hand because they come in several types: uploads as
+multipart/form-data (any field names) or one raw image body; latents as JSON or .npy. Sizes are
+enforced while reading. Nothing here knows HTTP statuses: problems raise service.errors classes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from typing import Annotated, Literal, NamedTuple
+
+import numpy as np
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect, Request
+
+from service.errors import InvalidImage, InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+
+IMAGE_TYPES = "multipart/form-data, image/png, image/jpeg, image/bmp, image/gif, image/webp, application/octet-stream"
+LATENT_TYPES = "application/json, application/x-npy"
+# Declared raw-body types we decode (the bytes are sniffed, so image/jpg for a PNG still works).
+RAW_IMAGE_TYPES = frozenset(
+    {
+        "image/png",
+        "image/jpeg",
+        "image/jpg",
+        "image/pjpeg",
+        "image/bmp",
+        "image/x-bmp",
+        "image/x-ms-bmp",
+        "image/gif",
+        "image/webp",
+        "application/octet-stream",
+    }
+)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+NUMBER_TYPES = frozenset({float, int})
+
+
+# --- query parameters ----------------------------------------------------------------------
+
+ModelName = Annotated[
+    str | None, Field(description="Model name (GET /models); default: the configured default model")
+]
+Seed = Annotated[int | None, Field(ge=0, le=2**63 - 1, description="Seed for numpy default_rng; same seed, same output")]
+Normalize = Annotated[
+    bool,
+    Field(description="true: make the image like the training data (docs/preprocessing.md); false: convert + resize"),
+]
+ImageFormat = Annotated[
+    Literal["png", "json", "npy"] | None, Field(description="Output format; default: from the Accept header, else png")
+]
+
+
+class QueryModel(BaseModel):
+    """Base of the routes' query models; unknown names are refused for every route by
+    service/deps.py, which also lists the allowed ones."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+class SampleQuery(QueryModel):
+    model: ModelName = None
+    n: int = Field(16, ge=1, description="Number of images (1..VAE_MAX_SAMPLE_N)")
+    seed: Seed = None
+    temperature: float = Field(1.0, gt=0, le=10, description="Standard deviation T of the prior")
+    format: ImageFormat = None
+
+
+class DecodeQuery(QueryModel):
+    model: ModelName = None
+    format: ImageFormat = None
+
+
+class EncodeQuery(QueryModel):
+    model: ModelName = None
+    normalize: Normalize = True
+    sample: bool = Field(False, description="true: also draw z = mu + sigma * eps with default_rng(seed)")
+    seed: Seed = None
+    format: Literal["json", "npy"] | None = Field(None, description="json (default) or npy [N, K, *latent_shape]")
+
+
+class ReconstructQuery(QueryModel):
+    model: ModelName = None
+    normalize: Normalize = True
+    sample: bool = Field(False, description="false: decode mu; true: decode z = mu + sigma * eps")
+    seed: Seed = None
+    format: ImageFormat = None
+
+
+def check_sample_n(n: int, limit: int) -> int:
+    if n > limit:
+        raise InvalidRequest(f"query parameter 'n': {n} is too many; allowed 1..{limit}", {"max": limit})
+    return n
+
+
+# --- bodies --------------------------------------------------------------------------------
+
+
+def media_type_of(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+async def read_body(request: Request, limit: int, setting: str) -> bytes:
+    """The whole body, refusing as soon as it is known to exceed `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body is {declared} bytes; at most {limit} ({setting})")
+    # ASGI receive() straight: a small body arrives in one message, returned as is.
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
+        total += len(chunk)
+        if total > limit:
+            raise PayloadTooLarge(f"body exceeds {limit} bytes ({setting})")
+        if not message.get("more_body", False):
+            if not chunks:
+                return chunk
+            chunks.append(chunk)
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+class Upload(NamedTuple):
+    filename: str | None
+    data: bytes
+
+
+async def read_uploads(request: Request, max_bytes: int, max_images: int) -> list[Upload]:
+    """Every uploaded image, in order."""
+    media_type = media_type_of(request)
+    if media_type != "multipart/form-data" and media_type not in RAW_IMAGE_TYPES:
+        raise UnsupportedMediaType(f"Content-Type {media_type or '(none)'} is not accepted; send {IMAGE_TYPES}")
+    body = await read_body(request, max_bytes, "VAE_MAX_UPLOAD_BYTES")
+    if media_type != "multipart/form-data":
+        if not body:
+            raise InvalidImage("empty body; send one image, or multipart/form-data with image files")
+        return [Upload(filename=None, data=body)]
+
+    async def stream():
+        yield body
+
+    too_many = PayloadTooLarge(f"too many images; at most {max_images} per request (VAE_MAX_UPLOAD_IMAGES)")
+    parser = MultiPartParser(request.headers, stream(), max_files=max_images, max_fields=1000)
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        if "Too many files" in exc.message:
+            raise too_many from None
+        raise InvalidRequest(f"malformed multipart body ({exc.message})") from None
+    uploads: list[Upload] = []
+    try:
+        for _, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                uploads.append(Upload(filename=value.filename, data=await value.read()))
+    finally:
+        await form.close()
+    if not uploads:
+        raise InvalidRequest("no image file in the multipart body; send one or more file parts")
+    if len(uploads) > max_images:
+        raise too_many
+    return uploads
+
+
+def _shape_text(latent_shape: tuple[int, ...]) -> str:
+    return "[N, " + ", ".join(map(str, latent_shape)) + "]"
+
+
+def well_formed_latents(raw: object, latent_dim: int, max_rows: int) -> np.ndarray | None:
+    """Flat JSON latents that are already right ([D] or [N, D] finite numbers within float32) ->
+    float32 [N, D] with one numpy call; None for anything else, which latents_array then explains.
+    Plain-Python checks on a few dozen numbers cost less than several numpy calls."""
+    if type(raw) is not list or not raw:
+        return None
+    rows = raw if type(raw[0]) is list else [raw]
+    if len(rows) > max_rows:
+        return None
+    for row in rows:
+        if type(row) is not list or len(row) != latent_dim:
+            return None
+        if not NUMBER_TYPES.issuperset(map(type, row)):  # exact types: bool (an int subclass) is refused
+            return None
+        # NaN fails every comparison, and a sum with NaN or inf in it is not finite.
+        if not (-FLOAT32_MAX <= min(row) and max(row) <= FLOAT32_MAX and math.isfinite(sum(row))):
+            return None
+    return np.array(rows, dtype=np.float32)
+
+
+def latents_array(raw: object, latent_shape: tuple[int, ...], max_rows: int, accepts_flat: bool = True) -> np.ndarray:
+    """A nested list or array -> float32 [N, *latent_shape], validated. One latent without the batch
+    axis is accepted; a spatial latent given as flat vectors only when the card allows it."""
+    expected = _shape_text(latent_shape)
+    details = {"expected_shape": ["N", *latent_shape], "expected_latent_dim": math.prod(latent_shape)}
+    array = raw if isinstance(raw, np.ndarray) else np.array(raw)
+    if array.dtype.kind not in "iuf":
+        raise InvalidRequest(f"latents must be numbers, shaped {expected}", details)
+    size = math.prod(latent_shape)
+    if array.shape == tuple(latent_shape):
+        array = array[None]
+    elif len(latent_shape) > 1 and accepts_flat and array.ndim in (1, 2) and array.shape[-1] == size:
+        array = array.reshape(-1, *latent_shape)
+    if array.ndim != len(latent_shape) + 1 or tuple(array.shape[1:]) != tuple(latent_shape):
+        raise InvalidRequest(f"latents have shape {list(array.shape)}; expected {expected}", details)
+    if not 1 <= len(array) <= max_rows:
+        raise InvalidRequest(
+            f"{len(array)} latent rows; allowed 1..{max_rows} (VAE_MAX_SAMPLE_N)", {**details, "max_rows": max_rows}
+        )
+    # One reduction rejects NaN (max propagates it), inf, and values that would overflow float32.
+    if not np.maximum.reduce(np.abs(array), axis=None) <= FLOAT32_MAX:
+        raise InvalidRequest(f"latents contain NaN or inf (or values beyond float32); expected finite {expected}", details)
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def parse_latents(
+    body: bytes, media_type: str, latent_shape: tuple[int, ...], max_rows: int, accepts_flat: bool = True
+) -> np.ndarray:
+    """A /decode body (JSON {"latents": ...} or .npy) -> float32 [N, *latent_shape]."""
+    expected = _shape_text(latent_shape)
+    if media_type not in ("application/json", "application/x-npy", "application/octet-stream"):
+        raise UnsupportedMediaType(f"Content-Type {media_type or '(none)'} is not accepted; send {LATENT_TYPES}")
+    if media_type != "application/json":
+        try:
+            array = np.load(io.BytesIO(body), allow_pickle=False)
+        except Exception:  # numpy raises several types for a bad header or truncated data
+            raise InvalidRequest(f"body is not a valid .npy array; send float32 {expected}") from None
+        if not isinstance(array, np.ndarray):
+            raise InvalidRequest(f"body must be a single .npy array {expected}, not an archive")
+        return latents_array(array, latent_shape, max_rows, accepts_flat)
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        # orjson refuses what the standard library reads (NaN, Infinity, 1e400, UTF-16); read it
+        # that way so those get latents_array's precise message, and only then call it invalid.
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError):
+            raise InvalidRequest(f'body is not valid JSON; send {{"latents": {expected} numbers}}') from None
+    if not isinstance(payload, dict) or "latents" not in payload:
+        raise InvalidRequest(f'JSON body must be an object {{"latents": {expected} numbers}}')
+    if len(latent_shape) == 1:
+        fast = well_formed_latents(payload["latents"], latent_shape[0], max_rows)
+        if fast is not None:
+            return fast
+    try:
+        return latents_array(payload["latents"], latent_shape, max_rows, accepts_flat)
+    except (ValueError, TypeError):  # ragged lists
+        raise InvalidRequest(
+            f"latents must be a rectangular {expected} list of numbers",
+            {"expected_shape": ["N", *latent_shape]},
+        ) from None
+
+
+async def read_latents(
+    request: Request, latent_shape: tuple[int, ...], max_bytes: int, max_rows: int, accepts_flat: bool = True
+) -> np.ndarray:
+    media_type = media_type_of(request)
+    if media_type not in ("application/json", "application/x-npy", "application/octet-stream"):
+        raise UnsupportedMediaType(f"Content-Type {media_type or '(none)'} is not accepted; send {LATENT_TYPES}")
+    body = await read_body(request, max_bytes, "VAE_MAX_JSON_BYTES")
+    return parse_latents(body, media_type, latent_shape, max_rows, accepts_flat)

@@ -1,0 +1,76 @@
+"""service/inputs.py: the JSON latents fast path agrees with latents_array (or refuses), and
+latents of any shape are checked against the model's latent shape."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from service.errors import InvalidRequest, ServiceError
+from service.inputs import FLOAT32_MAX, latents_array, parse_latents, well_formed_latents
+
+NAN, INF = float("nan"), float("inf")
+
+CASES = [
+    [0.5, -1.25, 3.0, 0.0],
+    [[0.5, -1.25, 3.0, 0.0]] * 3,
+    [1, 2, 3, 4],
+    [1, 2.5, 3, 4],
+    [FLOAT32_MAX, -FLOAT32_MAX, 0.0, 1.0],
+    [FLOAT32_MAX * 1.0000001, 0.0, 0.0, 0.0],
+    [10**40, 0, 0, 0],
+    [NAN, 1.0, 2.0, 3.0],
+    [1.0, 2.0, 3.0, NAN],
+    [1.0, INF, 2.0, 3.0],
+    [-INF, INF, 0.0, 0.0],
+    [True, 1.0, 2.0, 3.0],
+    [[1.0, 2.0, 3.0, "4"]],
+    [[1.0, 2.0, 3.0, None]],
+    [[1.0, 2.0, 3.0, [4.0]]],
+    [[1.0, 2.0], [3.0, 4.0]],
+    [[0.5] * 4, [0.5] * 3],
+    [[0.5] * 4] * 9,
+    [],
+    [[]],
+    "latents",
+    {"a": 1},
+]
+
+
+@pytest.mark.parametrize("raw", CASES, ids=range(len(CASES)))
+def test_the_json_fast_path_agrees_with_latents_array(raw):
+    fast = well_formed_latents(raw, latent_dim=4, max_rows=8)
+    try:
+        general = latents_array(raw, latent_shape=(4,), max_rows=8)
+    except (ServiceError, ValueError, TypeError):
+        general = None
+    if fast is None:
+        return  # read_latents then calls latents_array, which accepts or explains
+    assert general is not None, "the fast path accepted what latents_array refuses"
+    assert fast.dtype == np.float32 and general.dtype == np.float32
+    assert np.array_equal(fast, general)
+
+
+def test_the_fast_path_takes_the_common_shapes():
+    assert well_formed_latents([0.1] * 32, 32, 1024).shape == (1, 32)
+    assert well_formed_latents([[0.1] * 32] * 16, 32, 1024).shape == (16, 32)
+
+
+def test_a_spatial_latent_is_accepted_whole_or_as_flat_vectors_when_the_card_allows():
+    z = np.arange(2 * 4 * 3 * 2, dtype=np.float32).reshape(2, 4, 3, 2)
+    assert np.array_equal(latents_array(z, (4, 3, 2), 8), z)
+    assert np.array_equal(latents_array(z[0], (4, 3, 2), 8), z[:1])  # one latent without N
+    assert np.array_equal(latents_array(z.reshape(2, -1), (4, 3, 2), 8), z)
+    with pytest.raises(InvalidRequest, match=r"expected \[N, 4, 3, 2\]"):
+        latents_array(z.reshape(2, -1), (4, 3, 2), 8, accepts_flat=False)
+
+
+@pytest.mark.parametrize("shape", [(2, 31), (2, 4, 3, 3), (33,)])
+def test_a_wrong_shape_names_the_expected_one(shape):
+    with pytest.raises(InvalidRequest, match=r"expected \[N, 32\]"):
+        latents_array(np.zeros(shape), (32,), 8)
+
+
+def test_json_bodies_keep_the_latent_shape():
+    body = b'{"latents": [[[[0.5]], [[1.5]]]]}'
+    assert parse_latents(body, "application/json", (2, 1, 1), 4).shape == (1, 2, 1, 1)
