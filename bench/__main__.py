@@ -28,20 +28,43 @@ def _raw(suite) -> dict:
     scenarios = []
     for s in suite.scenarios:
         load = s.load
-        scenarios.append({
-            "group": s.group, "name": s.name, "server": s.server, "mode": load.mode, "concurrency": load.concurrency,
-            "rate": load.rate, "requests_per_s": load.requests_per_s, "images_per_s": load.images_per_s,
-            "p50_ms": load.percentile_ms(50), "p95_ms": load.percentile_ms(95), "p99_ms": load.percentile_ms(99),
-            "statuses": {str(k): v for k, v in load.statuses.items()}, "mean_batch_rows": s.mean_batch,
-            "server_cpu_percent": s.cpu_percent, "client_cpu_percent": s.client_cpu_percent, "peak_rss_bytes": s.peak_rss, "bound": s.bound,
-            "bound_requests_per_s": s.bound_rps, "fraction_of_bound": s.fraction, "client_late_s": load.late_s,
-            "service_cpu_us_per_response": s.cpu_us, "event_loop_cpu_us_per_response": s.loop_cpu_us,
-            "round_ceiling_images_per_s": s.round_ceiling,
-        })
+        scenarios.append(
+            {
+                "group": s.group,
+                "name": s.name,
+                "server": s.server,
+                "mode": load.mode,
+                "concurrency": load.concurrency,
+                "rate": load.rate,
+                "requests_per_s": load.requests_per_s,
+                "images_per_s": load.images_per_s,
+                "p50_ms": load.percentile_ms(50),
+                "p95_ms": load.percentile_ms(95),
+                "p99_ms": load.percentile_ms(99),
+                "statuses": {str(k): v for k, v in load.statuses.items()},
+                "mean_batch_rows": s.mean_batch,
+                "server_cpu_percent": s.cpu_percent,
+                "client_cpu_percent": s.client_cpu_percent,
+                "peak_rss_bytes": s.peak_rss,
+                "bound": s.bound,
+                "bound_requests_per_s": s.bound_rps,
+                "fraction_of_bound": s.fraction,
+                "client_late_s": load.late_s,
+                "service_cpu_us_per_response": s.cpu_us,
+                "event_loop_cpu_us_per_response": s.loop_cpu_us,
+                "round_ceiling_images_per_s": s.round_ceiling,
+            }
+        )
     return {
-        "started_at": suite.started_at, "finished_at": suite.finished_at, "duration_s": suite.duration_s,
-        "model": suite.model, "ceiling": suite.ceiling, "memory": suite.memory, "load_average": suite.load_average,
-        "server_cpus": sorted(suite.server_cpus or []), "client_cpus": sorted(suite.client_cpus or []),
+        "started_at": suite.started_at,
+        "finished_at": suite.finished_at,
+        "duration_s": suite.duration_s,
+        "model": suite.model,
+        "ceiling": suite.ceiling,
+        "memory": suite.memory,
+        "load_average": suite.load_average,
+        "server_cpus": sorted(suite.server_cpus or []),
+        "client_cpus": sorted(suite.client_cpus or []),
         "scenarios": scenarios,
     }
 

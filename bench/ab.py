@@ -25,13 +25,13 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
 from bench import traffic
 from bench.loadgen import Traffic
 from bench.server import BenchServer, pin
 from bench.suite import Scenario, Suite, cpu_layout, run_scenarios
 from devtools.images import digit_png_bytes
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 WORKLOADS = ("decode", "sample", "encode", "reconstruct")
 
@@ -58,7 +58,9 @@ def checkout(rev: str | None) -> Iterator[Path]:
     if commit.returncode != 0:
         raise SystemExit(f"bench.ab: {rev!r} is not a commit in {REPO_ROOT}")
     path = Path(tempfile.mkdtemp(prefix="vae-ab-")) / "tree"
-    subprocess.run(["git", "worktree", "add", "--detach", "-q", str(path), commit.stdout.strip()], cwd=REPO_ROOT, check=True)
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", "-q", str(path), commit.stdout.strip()], cwd=REPO_ROOT, check=True
+    )
     try:
         yield path
     finally:
@@ -67,8 +69,15 @@ def checkout(rev: str | None) -> Iterator[Path]:
 
 def _row(ping: Scenario, work: Scenario) -> list[float]:
     ratio = work.load.requests_per_s / ping.load.requests_per_s if ping.load.requests_per_s else float("nan")
-    return [ping.load.requests_per_s, work.load.requests_per_s, ratio, ping.loop_cpu_us, work.loop_cpu_us, work.cpu_us,
-            work.mean_batch]
+    return [
+        ping.load.requests_per_s,
+        work.load.requests_per_s,
+        ratio,
+        ping.loop_cpu_us,
+        work.loop_cpu_us,
+        work.cpu_us,
+        work.mean_batch,
+    ]
 
 
 def table(repeats: list[dict[str, tuple[Scenario, Scenario]]]) -> str:
@@ -81,8 +90,10 @@ def table(repeats: list[dict[str, tuple[Scenario, Scenario]]]) -> str:
 
     def line(label: str, run: str, row: list[float]) -> str:
         ping_rps, work_rps, ratio, ping_loop, work_loop, work_cpu, batch = row
-        return (f"| {label} | {run} | {ping_rps:,.0f} | {work_rps:,.0f} | {ratio:.0%} | {ping_loop:,.0f} | {work_loop:,.0f} "
-                f"| {work_cpu:,.0f} | {batch:.1f} |")
+        return (
+            f"| {label} | {run} | {ping_rps:,.0f} | {work_rps:,.0f} | {ratio:.0%} | {ping_loop:,.0f} | {work_loop:,.0f} "
+            f"| {work_cpu:,.0f} | {batch:.1f} |"
+        )
 
     rows: dict[str, list[list[float]]] = {}
     for index, results in enumerate(repeats, 1):
@@ -91,14 +102,22 @@ def table(repeats: list[dict[str, tuple[Scenario, Scenario]]]) -> str:
             lines.append(line(label, str(index), rows[label][-1]))
     if len(repeats) > 1:
         for label, values in rows.items():
-            lines.append(line(f"**{label}**", "median", [statistics.median(column) for column in zip(*values)]))
+            lines.append(
+                line(f"**{label}**", "median", [statistics.median(column) for column in zip(*values, strict=True)])
+            )
     workload_name = next(iter(repeats[0].values()))[1].name
     return f"workload: {workload_name}\n\n" + "\n".join(lines)
 
 
 def compare(
-    revisions: list[str | None], *, name: str = "decode", concurrency: int = 64, duration_s: float = 6.0,
-    rounds: int = 3, warmup_s: float = 0.5, all_cores: bool = False,
+    revisions: list[str | None],
+    *,
+    name: str = "decode",
+    concurrency: int = 64,
+    duration_s: float = 6.0,
+    rounds: int = 3,
+    warmup_s: float = 0.5,
+    all_cores: bool = False,
 ) -> dict[str, tuple[Scenario, Scenario]]:
     server_cpus, client_cpus = cpu_layout()
     if client_cpus:
@@ -108,7 +127,7 @@ def compare(
     labels = [rev or "this checkout" for rev in revisions]
     with contextlib.ExitStack() as stack:
         servers = []
-        for label, rev in zip(labels, revisions):
+        for label, rev in zip(labels, revisions, strict=True):
             repo = stack.enter_context(checkout(rev))
             server = BenchServer(label, {}, server_cpus, repo / "models", repo)
             stack.callback(server.stop)
@@ -125,27 +144,42 @@ def compare(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.ab", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.ab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("rev", help="git revision to compare (a commit, branch or tag)")
     parser.add_argument("other", nargs="?", help="the second revision (default: this checkout, edits included)")
-    parser.add_argument("--workload", choices=WORKLOADS, default="decode",
-                        help="decode: one JSON latent row; sample: n=1 PNG; encode/reconstruct: one digit PNG")
+    parser.add_argument(
+        "--workload",
+        choices=WORKLOADS,
+        default="decode",
+        help="decode: one JSON latent row; sample: n=1 PNG; encode/reconstruct: one digit PNG",
+    )
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--duration", type=float, default=6.0, help="measured seconds per scenario, over all rounds")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--all-cores", action="store_true", help="let both services use every core (default: pinned)")
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="fresh service processes this many times, medians at the end (default 3): two processes "
-                             "of one build can differ by 20%% in /ping here, even taking turns")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="fresh service processes this many times, medians at the end (default 3): two processes "
+        "of one build can differ by 20%% in /ping here, even taking turns",
+    )
     args = parser.parse_args(argv)
     repeats = []
     for index in range(args.repeat):
         print(f"repeat {index + 1} of {args.repeat}", flush=True)
-        repeats.append(compare(
-            [args.rev, args.other], name=args.workload, concurrency=args.concurrency, duration_s=args.duration,
-            rounds=args.rounds, all_cores=args.all_cores,
-        ))
+        repeats.append(
+            compare(
+                [args.rev, args.other],
+                name=args.workload,
+                concurrency=args.concurrency,
+                duration_s=args.duration,
+                rounds=args.rounds,
+                all_cores=args.all_cores,
+            )
+        )
     print()
     print(table(repeats))
     return 0

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
 from service.config import Settings
 from service.registry import GRAPH_INPUT, GRAPH_OUTPUTS, load_model
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 BATCHES = (1, 16, 64, 256)
 

@@ -73,7 +73,9 @@ class LoadResult:
 
     @property
     def errors(self) -> dict[str, int]:
-        return {str(k): v for k, v in sorted(self.statuses.items(), key=str) if not (isinstance(k, int) and 200 <= k < 300)}
+        return {
+            str(k): v for k, v in sorted(self.statuses.items(), key=str) if not (isinstance(k, int) and 200 <= k < 300)
+        }
 
 
 def merge(results: Sequence[LoadResult]) -> LoadResult:
@@ -179,7 +181,7 @@ class _Recorder:
         started_in = (starts >= begin) & (starts < finish)
         ended_in = (ends >= begin) & (ends < finish)
         ok = ended_in & (statuses >= 200) & (statuses < 300)
-        counts = Counter(s for s, keep in zip(self.statuses, started_in) if keep)
+        counts = Counter(s for s, keep in zip(self.statuses, started_in, strict=True) if keep)
         return LoadResult(
             mode=mode,
             concurrency=concurrency,

@@ -57,13 +57,19 @@ def machine() -> str:
 def git_commit() -> str:
     try:
         return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent, check=True
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
 
-def _find(suite: Suite, name_prefix: str, server: str = "batching on", concurrency: int | None = None) -> Scenario | None:
+def _find(
+    suite: Suite, name_prefix: str, server: str = "batching on", concurrency: int | None = None
+) -> Scenario | None:
     for s in suite.scenarios:
         if s.name.startswith(name_prefix) and s.server == server and s.load.mode == "closed":
             if concurrency is None or s.load.concurrency == concurrency:
@@ -80,30 +86,42 @@ def targets(suite: Suite) -> list[Target]:
         else:
             ceiling, when = suite.ceiling["graphs"]["decoder"]["256"], "ceiling at the start and end of the run"
         ratio = sample.load.images_per_s / ceiling
-        found.append(Target(
-            "/sample n=256 npy vs compute ceiling (batch 256)", ">= 70%",
-            f"{ratio:.0%} ({sample.load.images_per_s:,.0f} of {ceiling:,.0f} images/s, {when})", ratio >= 0.70,
-        ))
+        found.append(
+            Target(
+                "/sample n=256 npy vs compute ceiling (batch 256)",
+                ">= 70%",
+                f"{ratio:.0%} ({sample.load.images_per_s:,.0f} of {ceiling:,.0f} images/s, {when})",
+                ratio >= 0.70,
+            )
+        )
     decode = _find(suite, "/decode", concurrency=64)
     ping = _find(suite, "/ping", concurrency=64)
     if decode and ping:
         ratio = decode.load.requests_per_s / ping.load.requests_per_s
-        found.append(Target(
-            "/decode n=1 c=64 vs HTTP ceiling (/ping c=64)", ">= 70%",
-            f"{ratio:.0%} ({decode.load.requests_per_s:,.0f} of {ping.load.requests_per_s:,.0f} req/s)", ratio >= 0.70,
-        ))
+        found.append(
+            Target(
+                "/decode n=1 c=64 vs HTTP ceiling (/ping c=64)",
+                ">= 70%",
+                f"{ratio:.0%} ({decode.load.requests_per_s:,.0f} of {ping.load.requests_per_s:,.0f} req/s)",
+                ratio >= 0.70,
+            )
+        )
     decode, ping = _find(suite, "/decode", UNPINNED, 64), _find(suite, "/ping", UNPINNED, 64)
     if decode and ping:
         ratio = decode.load.requests_per_s / ping.load.requests_per_s
-        found.append(Target(
-            "(informative) the same with the service on every core, load generator still on its own", ">= 70%",
-            f"{ratio:.0%} ({decode.load.requests_per_s:,.0f} of {ping.load.requests_per_s:,.0f} req/s)", ratio >= 0.70,
-        ))
+        found.append(
+            Target(
+                "(informative) the same with the service on every core, load generator still on its own",
+                ">= 70%",
+                f"{ratio:.0%} ({decode.load.requests_per_s:,.0f} of {ping.load.requests_per_s:,.0f} req/s)",
+                ratio >= 0.70,
+            )
+        )
     gains = []
     for on in (s for s in suite.scenarios if s.server == "batching on" and s.group == "decode"):
         off = _find(suite, on.name, "batching off", on.load.concurrency)
         if off and off.load.requests_per_s:
-            rounds = [a / b for a, b in zip(on.round_rps, off.round_rps) if b]
+            rounds = [a / b for a, b in zip(on.round_rps, off.round_rps, strict=False) if b]
             gains.append((on.load.concurrency, on.load.requests_per_s / off.load.requests_per_s, rounds))
     if gains:
         c64 = next((g for c, g, _ in gains if c == 64), None)
@@ -118,24 +136,36 @@ def targets(suite: Suite) -> list[Target]:
                 note = " (tie)"
             listed.append(f"c={c}: {g:.2f}x{note}")
         text = ", ".join(listed)
-        found.append(Target(
-            "batching on never loses to off (/decode n=1, on/off req/s)",
-            f">= 1.00x at every concurrency; within {TIE:.0%}, or slower in only some interleaved rounds, is a tie",
-            f"{text}; gain at c=64: {c64:.2f}x" if c64 else text, not lost,
-        ))
+        found.append(
+            Target(
+                "batching on never loses to off (/decode n=1, on/off req/s)",
+                f">= 1.00x at every concurrency; within {TIE:.0%}, or slower in only some interleaved rounds, is a tie",
+                f"{text}; gain at c=64: {c64:.2f}x" if c64 else text,
+                not lost,
+            )
+        )
     for s in suite.scenarios:
         if s.server == "batching on" and s.load.mode == "closed" and s.load.concurrency == 32:
             p50, p99 = s.load.percentile_ms(50), s.load.percentile_ms(99)
-            found.append(Target(
-                f"p99 <= 3x p50 at c=32: {s.name}", "<= 3.0x", f"{p99 / p50:.2f}x ({p50:.2f} / {p99:.2f} ms)",
-                p99 <= 3 * p50,
-            ))
+            found.append(
+                Target(
+                    f"p99 <= 3x p50 at c=32: {s.name}",
+                    "<= 3.0x",
+                    f"{p99 / p50:.2f}x ({p50:.2f} / {p99:.2f} ms)",
+                    p99 <= 3 * p50,
+                )
+            )
     rss = suite.memory.get("ready_rss")
     if rss:
         loaded = ", ".join(suite.model.get("loaded", []))
-        found.append(Target(
-            f"service RSS with every model loaded ({loaded}), at ready", "< 250 MB", f"{rss / MB:.0f} MB", rss < 250 * MB
-        ))
+        found.append(
+            Target(
+                f"service RSS with every model loaded ({loaded}), at ready",
+                "< 250 MB",
+                f"{rss / MB:.0f} MB",
+                rss < 250 * MB,
+            )
+        )
     return found
 
 
@@ -220,8 +250,11 @@ def ceiling_table(suite: Suite) -> str:
     for s in suite.scenarios:
         if s.round_ceiling and s.rows not in seen:  # PNG and npy of one n share the measurements
             seen.add(s.rows)
-            rows.append(f"| decoder, between the /sample n={s.rows} rounds (mean) | "
-                        + " | ".join(f"{s.round_ceiling[b]:,.0f}" if b in s.round_ceiling else "-" for b in sizes) + " |")
+            rows.append(
+                f"| decoder, between the /sample n={s.rows} rounds (mean) | "
+                + " | ".join(f"{s.round_ceiling[b]:,.0f}" if b in s.round_ceiling else "-" for b in sizes)
+                + " |"
+            )
     return header + "\n" + "\n".join(rows)
 
 
@@ -231,7 +264,9 @@ def markdown(suite: Suite, plot_name: str | None = "throughput.png") -> str:
     model = suite.model
     pin = (
         f"service and compute ceiling pinned to CPU {sorted(suite.server_cpus)}, load generator to CPU "
-        f"{sorted(suite.client_cpus)}" if suite.server_cpus else "no pinning (fewer than 2 cores)"
+        f"{sorted(suite.client_cpus)}"
+        if suite.server_cpus
+        else "no pinning (fewer than 2 cores)"
     )
     loads = " -> ".join("/".join(f"{x:.2f}" for x in avg) for avg in suite.load_average)
     lines = [
@@ -249,7 +284,7 @@ def markdown(suite: Suite, plot_name: str | None = "throughput.png") -> str:
     lines += [f"| {t.name} | {t.wanted} | {t.got} | {'yes' if t.met else '**no**'} |" for t in targets(suite)]
     lines += [
         "",
-        "**Scenarios** (one row per run; \"of ceiling\": req/s as a fraction of the lower of the two ceilings: "
+        '**Scenarios** (one row per run; "of ceiling": req/s as a fraction of the lower of the two ceilings: '
         "/ping at the same concurrency, or onnxruntime in-process at the largest batch the scenario can form)",
         "",
         scenario_table(suite),
@@ -290,8 +325,13 @@ def plot(suite: Suite, path: Path) -> None:
     figure, axis = plt.subplots(figsize=(9, 4.2), dpi=110)
     for name, points in series.items():
         points.sort()
-        axis.plot([c for c, _ in points], [r for _, r in points], marker="o", label=name,
-                  linestyle="--" if "(" in name else "-")
+        axis.plot(
+            [c for c, _ in points],
+            [r for _, r in points],
+            marker="o",
+            label=name,
+            linestyle="--" if "(" in name else "-",
+        )
     axis.set_xscale("log", base=2)
     axis.set_xticks([1, 8, 32, 64], labels=["1", "8", "32", "64"])
     axis.set_xlabel("concurrent connections (closed loop)")

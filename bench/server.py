@@ -20,7 +20,7 @@ import psutil
 
 from devtools.live import MODELS_DIR, ServerProcess, launch_server, wait_ready
 
-_BATCH_LINE = re.compile(r'^vae_batch_size_rows_(sum|count)\{([^}]*)\}\s+(\S+)$', re.MULTILINE)
+_BATCH_LINE = re.compile(r"^vae_batch_size_rows_(sum|count)\{([^}]*)\}\s+(\S+)$", re.MULTILINE)
 
 
 def pin(pid: int, cpus: set[int] | None) -> None:
@@ -167,7 +167,9 @@ class ResourceWatch:
         """The load generator's window hook: CPU seconds and wall time at "start" and "end"."""
         client = self._client.cpu_times()
         loop, threads = thread_cpu_seconds(self.server.process)
-        self.marks[name] = Mark(time.perf_counter(), self.server.cpu_seconds(), client.user + client.system, loop, threads)
+        self.marks[name] = Mark(
+            time.perf_counter(), self.server.cpu_seconds(), client.user + client.system, loop, threads
+        )
 
     def _delta(self, clock: str) -> float:
         if "start" not in self.marks or "end" not in self.marks:

@@ -76,7 +76,9 @@ def run_soak(seconds: float = 300.0) -> SoakResult:
         )
         started_at = time.time()
         with ResourceWatch(server, interval_s=1.0) as watch:
-            load = closed_loop(server.port, mixed, CONCURRENCY, seconds, warmup_s=0.0, max_requests=10**8, hook=watch.mark)
+            load = closed_loop(
+                server.port, mixed, CONCURRENCY, seconds, warmup_s=0.0, max_requests=10**8, hook=watch.mark
+            )
         return SoakResult(seconds, started_at, load, server.ready_rss, watch.samples, watch.cpu_percent)
     finally:
         server.stop()

@@ -98,12 +98,24 @@ def cpu_layout() -> tuple[set[int] | None, set[int] | None]:
 
 
 def compute_ceiling(
-    model_dir: Path, server_cpus: set[int] | None, seconds: float, graphs: str = "decoder,encoder",
+    model_dir: Path,
+    server_cpus: set[int] | None,
+    seconds: float,
+    graphs: str = "decoder,encoder",
     batches: str = "1,16,64,256",
 ) -> dict:
     command = [
-        sys.executable, "-m", "bench.ceiling", "--model-dir", str(model_dir), "--seconds", str(seconds),
-        "--graphs", graphs, "--batches", batches,
+        sys.executable,
+        "-m",
+        "bench.ceiling",
+        "--model-dir",
+        str(model_dir),
+        "--seconds",
+        str(seconds),
+        "--graphs",
+        graphs,
+        "--batches",
+        batches,
     ]
     if server_cpus:
         command += ["--cpu", str(min(server_cpus))]
@@ -127,7 +139,12 @@ Run = tuple[str, BenchServer, Traffic, str | None]  # group, server, traffic, gr
 
 
 def run_scenarios(
-    suite: Suite, runs: list[Run], *, concurrency: int | None = None, rate: float | None = None, rounds: int = 1,
+    suite: Suite,
+    runs: list[Run],
+    *,
+    concurrency: int | None = None,
+    rate: float | None = None,
+    rounds: int = 1,
     ceiling: Callable[[], dict[str, float]] | None = None,
 ) -> list[Scenario]:
     """One scenario per run; with rounds > 1 they take turns (A B C, C B A, A B C) in
@@ -154,28 +171,41 @@ def run_scenarios(
                 batches[index] = batches[index] + (server.batch_stats(graph) - before)
             parts[index].append((result, watch))
     scenarios = []
-    for (group, server, load, graph), stats, results in zip(runs, batches, parts):
+    for (group, server, load, graph), stats, results in zip(runs, batches, parts, strict=True):
         mean_batch = stats.mean_rows if graph else float("nan")
         windows = [r.window_s for r, _ in results]
 
-        def weighted(values: list[float]) -> float:
-            return sum(v * w for v, w in zip(values, windows)) / sum(windows)
+        def weighted(values: list[float], windows: list[float] = windows) -> float:
+            return sum(v * w for v, w in zip(values, windows, strict=True)) / sum(windows)
 
         result = merge([r for r, _ in results])
         responses = sum(r.completed for r, _ in results) or float("nan")
         scenario = Scenario(
-            group, load.name, server.label, graph, load.images, result, mean_batch,
-            weighted([w.cpu_percent for _, w in results]), weighted([w.client_cpu_percent for _, w in results]),
-            max(w.peak_rss for _, w in results), round_rps=[r.requests_per_s for r, _ in results],
+            group,
+            load.name,
+            server.label,
+            graph,
+            load.images,
+            result,
+            mean_batch,
+            weighted([w.cpu_percent for _, w in results]),
+            weighted([w.client_cpu_percent for _, w in results]),
+            max(w.peak_rss for _, w in results),
+            round_rps=[r.requests_per_s for r, _ in results],
             loop_cpu_us=1e6 * sum(w.loop_cpu_s for _, w in results) / responses,
             cpu_us=1e6 * sum(w.threads_cpu_s for _, w in results) / responses,
-            round_ceiling={size: sum(c[size] for c in ceilings) / len(ceilings) for size in ceilings[0]} if ceilings else None,
+            round_ceiling={size: sum(c[size] for c in ceilings) / len(ceilings) for size in ceilings[0]}
+            if ceilings
+            else None,
         )
         suite.scenarios.append(scenario)
         scenarios.append(scenario)
-        print(f"  {server.label:13s} {load.name:24s} {scenario.label:13s} {result.requests_per_s:9.1f} req/s "
-              f"p50 {result.percentile_ms(50):7.2f} ms  p99 {result.percentile_ms(99):7.2f} ms  "
-              f"server CPU {scenario.cpu_percent:4.0f}%  errors {result.errors or '-'}", flush=True)
+        print(
+            f"  {server.label:13s} {load.name:24s} {scenario.label:13s} {result.requests_per_s:9.1f} req/s "
+            f"p50 {result.percentile_ms(50):7.2f} ms  p99 {result.percentile_ms(99):7.2f} ms  "
+            f"server CPU {scenario.cpu_percent:4.0f}%  errors {result.errors or '-'}",
+            flush=True,
+        )
     return scenarios
 
 
@@ -183,7 +213,9 @@ def run_scenario(suite: Suite, server: BenchServer, group: str, load: Traffic, g
     return run_scenarios(suite, [(group, server, load, graph)], **kwargs)[0]
 
 
-def run_quick(duration_s: float = 3.0, warmup_s: float = 0.5, ceiling_s: float = 0.6, models_dir: Path = MODELS_DIR) -> Suite:
+def run_quick(
+    duration_s: float = 3.0, warmup_s: float = 0.5, ceiling_s: float = 0.6, models_dir: Path = MODELS_DIR
+) -> Suite:
     server_cpus, client_cpus = cpu_layout()
     if client_cpus:
         os.sched_setaffinity(0, client_cpus)
@@ -198,7 +230,10 @@ def run_quick(duration_s: float = 3.0, warmup_s: float = 0.5, ceiling_s: float =
         model = next(m for m in info["models"] if m["name"] == name)
         latent_dim = model["card"]["latent_dim"]
         suite.model = {
-            "name": name, "version": model["card"]["version"], "latent_dim": latent_dim, "provider": model["provider"],
+            "name": name,
+            "version": model["card"]["version"],
+            "latent_dim": latent_dim,
+            "provider": model["provider"],
             "loaded": [m["name"] for m in info["models"]],
         }
         suite.memory = {"ready_rss": batching_on.ready_rss, "ready_rss_off": batching_off.ready_rss}
@@ -218,10 +253,12 @@ def run_quick(duration_s: float = 3.0, warmup_s: float = 0.5, ceiling_s: float =
                     ("decode", batching_on, traffic.decode(batching_on.port, latent_dim), "decoder"),
                     ("decode", batching_off, traffic.decode(batching_off.port, latent_dim), "decoder"),
                 ],
-                concurrency=c, rounds=ROUNDS,
+                concurrency=c,
+                rounds=ROUNDS,
             )
             if c == 64:
                 decode_c64 = on.load.requests_per_s
+
         def decoder_ceiling() -> dict[str, float]:
             return compute_ceiling(model_dir, server_cpus, ROUND_CEILING_S, "decoder")["graphs"]["decoder"]
 
@@ -230,8 +267,13 @@ def run_quick(duration_s: float = 3.0, warmup_s: float = 0.5, ceiling_s: float =
             # Their bound is compute, so the ceiling is measured between their rounds too.
             run_scenarios(
                 suite,
-                [("sample", batching_on, traffic.sample(batching_on.port, n, fmt), "decoder") for fmt in ("png", "npy")],
-                concurrency=SAMPLE_CONCURRENCY, rounds=ROUNDS, ceiling=decoder_ceiling,
+                [
+                    ("sample", batching_on, traffic.sample(batching_on.port, n, fmt), "decoder")
+                    for fmt in ("png", "npy")
+                ],
+                concurrency=SAMPLE_CONCURRENCY,
+                rounds=ROUNDS,
+                ceiling=decoder_ceiling,
             )
         if server_cpus:
             # The same pair with the service free to use every core (the load generator stays on its
@@ -246,7 +288,8 @@ def run_quick(duration_s: float = 3.0, warmup_s: float = 0.5, ceiling_s: float =
                         ("http ceiling", batching_on, traffic.ping(batching_on.port), None),
                         ("decode", batching_on, traffic.decode(batching_on.port, latent_dim), "decoder"),
                     ],
-                    concurrency=64, rounds=ROUNDS,
+                    concurrency=64,
+                    rounds=ROUNDS,
                 )
             finally:
                 pin(batching_on.server.pid, server_cpus)
@@ -288,7 +331,11 @@ def attach_ceilings(suite: Suite) -> None:
     (HTTP) or onnxruntime in-process at the largest batch the scenario can form (compute)."""
     pinned = [s for s in suite.scenarios if s.group == "http ceiling" and s.server != UNPINNED]
     ping = {s.load.concurrency: s.load.requests_per_s for s in pinned}
-    unpinned = {s.load.concurrency: s.load.requests_per_s for s in suite.scenarios if s.group == "http ceiling" and s.server == UNPINNED}
+    unpinned = {
+        s.load.concurrency: s.load.requests_per_s
+        for s in suite.scenarios
+        if s.group == "http ceiling" and s.server == UNPINNED
+    }
     best_ping = max(ping.values(), default=float("nan"))
     for s in suite.scenarios:
         if s.group == "http ceiling":

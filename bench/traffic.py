@@ -34,7 +34,9 @@ def decode(port: int, latent_dim: int, rows: int = 1) -> Traffic:
     rng = np.random.default_rng(0)
     requests = tuple(
         _request(
-            "POST", "/decode", port,
+            "POST",
+            "/decode",
+            port,
             json.dumps({"latents": rng.standard_normal((rows, latent_dim)).round(6).tolist()}).encode(),
             "application/json",
         )
@@ -46,9 +48,13 @@ def decode(port: int, latent_dim: int, rows: int = 1) -> Traffic:
 def _multipart(png: bytes, filename: str) -> tuple[bytes, str]:
     boundary = "benchboundary7d3f9a"
     body = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n"
-        "Content-Type: image/png\r\n\r\n"
-    ).encode() + png + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + png
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     return body, f"multipart/form-data; boundary={boundary}"
 
 

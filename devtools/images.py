@@ -35,11 +35,15 @@ def _drawn_digit(index: int) -> np.ndarray:
     """A white-on-black digit drawn with Pillow's default font, MNIST-like: fit in 20x20, centred by mass."""
     canvas = Image.new("L", (64, 64), 0)
     font = ImageFont.load_default(size=56)
-    ImageDraw.Draw(canvas).text((32, 32), str(index % 10), fill=255, font=font, anchor="mm", stroke_width=3, stroke_fill=255)
+    ImageDraw.Draw(canvas).text(
+        (32, 32), str(index % 10), fill=255, font=font, anchor="mm", stroke_width=3, stroke_fill=255
+    )
     box = canvas.getbbox()
     glyph = canvas.crop(box)
     scale = 20 / max(glyph.size)
-    glyph = glyph.resize((max(1, round(glyph.width * scale)), max(1, round(glyph.height * scale))), Image.Resampling.LANCZOS)
+    glyph = glyph.resize(
+        (max(1, round(glyph.width * scale)), max(1, round(glyph.height * scale))), Image.Resampling.LANCZOS
+    )
     pixels = np.asarray(glyph, dtype=np.float64)
     mass = pixels.sum()
     cy = (pixels.sum(axis=1) * np.arange(glyph.height)).sum() / mass

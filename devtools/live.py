@@ -17,6 +17,7 @@ import httpx
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = REPO_ROOT / "models"
 
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -75,7 +76,11 @@ def launch_server(
     full_env.update(overrides)
     log_file = tempfile.NamedTemporaryFile(prefix="vae-service-", suffix=".log", delete=False)
     process = subprocess.Popen(
-        [sys.executable, "-m", "service"], cwd=repo or REPO_ROOT, env=full_env, stdout=log_file, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "service"],
+        cwd=repo or REPO_ROOT,
+        env=full_env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
     )
     log_file.close()
     return ServerProcess(process, f"http://127.0.0.1:{port}", Path(log_file.name), overrides)
@@ -96,12 +101,16 @@ def wait_ready(server: ServerProcess, timeout: float = 60.0) -> ServerProcess:
     raise RuntimeError(f"service not ready within {timeout} s:\n{server.log()}")
 
 
-def start_server(env: dict[str, str] | None = None, model_dir: Path | str | None = None, timeout: float = 60.0) -> ServerProcess:
+def start_server(
+    env: dict[str, str] | None = None, model_dir: Path | str | None = None, timeout: float = 60.0
+) -> ServerProcess:
     """Start the service and wait for GET /ready; the caller stops it (server.stop())."""
     return wait_ready(launch_server(env, model_dir), timeout)
 
 
-def run_until_exit(env: dict[str, str] | None = None, model_dir: Path | str | None = None, timeout: float = 60.0) -> tuple[int, str]:
+def run_until_exit(
+    env: dict[str, str] | None = None, model_dir: Path | str | None = None, timeout: float = 60.0
+) -> tuple[int, str]:
     """Start the service expecting it to refuse to start; returns (exit code, output)."""
     server = launch_server(env, model_dir)
     try:

@@ -11,6 +11,7 @@ lifespan then drains the batch queues before the process exits.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,7 +27,9 @@ from service.state import ServiceState
 
 EXIT_INVALID = 2  # bad configuration or a model that cannot be served
 
-cli = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0], context_settings={"help_option_names": ["-h", "--help"]})
+cli = typer.Typer(
+    add_completion=False, help=__doc__.split("\n\n")[0], context_settings={"help_option_names": ["-h", "--help"]}
+)
 
 
 class DrainingServer(uvicorn.Server):
@@ -75,7 +78,7 @@ def serve(host: HostOption = None, port: PortOption = None, model_dir: ModelDirO
         workers=1,
         log_level=settings.log_level,
         access_log=settings.access_log,
-        timeout_graceful_shutdown=settings.shutdown_timeout_s,
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout_s),
         lifespan="on",
     )
     server = DrainingServer(config, app.state.service)

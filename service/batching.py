@@ -49,7 +49,7 @@ class _Request:
         if len(self.chunks) == 1:
             return self.chunks[0][1]
         self.chunks.sort(key=lambda chunk: chunk[0])
-        return [np.concatenate(parts) for parts in zip(*(outs for _, outs in self.chunks))]
+        return [np.concatenate(parts) for parts in zip(*(outs for _, outs in self.chunks), strict=True)]
 
 
 def _resolve(completed: list[tuple[_Request, list[np.ndarray] | BaseException]]) -> None:
@@ -99,6 +99,10 @@ class GraphBatcher:
             threading.Thread(target=self._work, args=(i,), name=f"batcher-{name}-{i}", daemon=True)
             for i in range(workers)
         ]
+
+    def queue_depth(self) -> float:
+        """Rows admitted but not yet handed to a batch (the queue-depth gauge reads this)."""
+        return self.queued_rows
 
     def start(self) -> None:
         for thread in self._threads:

@@ -18,7 +18,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VAE_", extra="ignore", protected_namespaces=())
 
     # Models and runtime
-    model_dir: Path = Field(REPO_ROOT / "models", description="Folder whose sub-folders each hold a model.json and its ONNX files.")
+    model_dir: Path = Field(
+        REPO_ROOT / "models", description="Folder whose sub-folders each hold a model.json and its ONNX files."
+    )
     default_model: str = Field("mnist", description="Model used when a request names none.")
     provider: Literal["cpu", "cuda", "auto"] = Field("auto", description="onnxruntime execution provider.")
     intra_op_threads: int = Field(1, ge=1, le=64, description="onnxruntime threads inside one operator.")
@@ -26,31 +28,64 @@ class Settings(BaseSettings):
 
     # Dynamic batching
     max_batch_size: int = Field(256, ge=1, le=65536, description="Most rows (images) in one onnxruntime call.")
-    max_queue_delay_ms: float = Field(0.0, ge=0, le=10_000, description="Longest wait to fill a batch once a request is queued.")
+    max_queue_delay_ms: float = Field(
+        0.0, ge=0, le=10_000, description="Longest wait to fill a batch once a request is queued."
+    )
     max_queue_rows: int = Field(8192, ge=1, description="Most rows waiting per model graph; beyond it: 429.")
-    engine_workers: int = Field(2, ge=1, le=16, description="Worker threads per model graph; those after the first start only on a backlog.")
-    engine_spill_rows: int = Field(32, ge=1, description="Rows waiting before the second and later workers start a batch; tiny batches run best one after another.")
-    retry_after_batch_s: float = Field(0.05, gt=0, le=60, description="Seconds one full batch is assumed to take, for the Retry-After estimate of a 429.")
+    engine_workers: int = Field(
+        2, ge=1, le=16, description="Worker threads per model graph; those after the first start only on a backlog."
+    )
+    engine_spill_rows: int = Field(
+        32,
+        ge=1,
+        description="Rows waiting before the second and later workers start a batch; tiny batches run best one after another.",
+    )
+    retry_after_batch_s: float = Field(
+        0.05,
+        gt=0,
+        le=60,
+        description="Seconds one full batch is assumed to take, for the Retry-After estimate of a 429.",
+    )
     request_timeout_s: float = Field(30.0, gt=0, description="Per-request deadline for inference; beyond it: 504.")
 
     # Limits on what a client may send
     max_sample_n: int = Field(1024, ge=1, description="Most images per /sample or rows per /decode.")
     max_upload_images: int = Field(64, ge=1, description="Most images per /encode or /reconstruct request.")
-    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="Largest upload body in bytes; beyond it: 413.")
-    max_image_pixels: int = Field(40_000_000, ge=784, description="Most pixels (width x height) per decoded image; beyond it: 413.")
-    max_json_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Largest JSON or .npy body for /decode; beyond it: 413.")
+    max_upload_bytes: int = Field(
+        20 * 1024 * 1024, ge=1024, description="Largest upload body in bytes; beyond it: 413."
+    )
+    max_image_pixels: int = Field(
+        40_000_000, ge=784, description="Most pixels (width x height) per decoded image; beyond it: 413."
+    )
+    max_json_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, description="Largest JSON or .npy body for /decode; beyond it: 413."
+    )
 
     # Request handling on the event loop
-    image_decode_threads: int = Field(2, ge=1, le=64, description="Threads that decode large uploads off the event loop.")
-    inline_decode_bytes: int = Field(64 * 1024, ge=0, description="Uploads up to this many bytes in all are decoded on the event loop; the hop to a thread costs more.")
-    gc_young_threshold: int = Field(20_000, ge=700, description="Allocations between young-generation garbage collections, set once the models are loaded.")
+    image_decode_threads: int = Field(
+        2, ge=1, le=64, description="Threads that decode large uploads off the event loop."
+    )
+    inline_decode_bytes: int = Field(
+        64 * 1024,
+        ge=0,
+        description="Uploads up to this many bytes in all are decoded on the event loop; the hop to a thread costs more.",
+    )
+    gc_young_threshold: int = Field(
+        20_000,
+        ge=700,
+        description="Allocations between young-generation garbage collections, set once the models are loaded.",
+    )
 
     # Server
-    host: str = Field("127.0.0.1", description="Bind address for `python -m service serve` (the container image sets 0.0.0.0).")
+    host: str = Field(
+        "127.0.0.1", description="Bind address for `python -m service serve` (the container image sets 0.0.0.0)."
+    )
     port: int = Field(8000, ge=0, le=65535, description="Bind port for `python -m service serve`.")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field("info", description="Log level.")
     access_log: bool = Field(False, description="Log every request (costs throughput).")
-    shutdown_timeout_s: float = Field(30.0, gt=0, description="On SIGTERM, longest wait for in-flight requests to finish.")
+    shutdown_timeout_s: float = Field(
+        30.0, gt=0, description="On SIGTERM, longest wait for in-flight requests to finish."
+    )
 
     @model_validator(mode="after")
     def _queue_holds_the_largest_request(self) -> Settings:

@@ -14,6 +14,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from service.errors import InvalidRequest, NotReady
+from service.inference import Engine
 from service.inputs import ModelName, Upload, read_latents, read_uploads
 from service.registry import LoadedModel
 from service.state import ServiceState
@@ -27,6 +28,14 @@ async def get_service(request: Request) -> ServiceState:
 
 
 ServiceDep = Annotated[ServiceState, Depends(get_service)]
+
+
+async def get_engine(service: ServiceDep) -> Engine:
+    assert service.engine is not None  # get_service answered 503 otherwise
+    return service.engine
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
 async def get_model(service: ServiceDep, model: Annotated[ModelName, Query()] = None) -> LoadedModel:

@@ -39,7 +39,7 @@ CODE_OF_STATUS.update({400: "invalid_request", 406: "invalid_request", 404: "not
 def status_of(error: errors.ServiceError) -> int:
     for cls in type(error).__mro__:
         if cls in STATUS:
-            return STATUS[cls]  # type: ignore[index]
+            return STATUS[cls]
     return 500
 
 

@@ -69,7 +69,9 @@ def _session_runner(model: LoadedModel, graph: str):
 class Engine:
     """One GraphBatcher per (model, graph); the routes call encode/decode with numpy arrays."""
 
-    def __init__(self, registry: Registry, settings: Settings, observers: dict[tuple[str, str], BatchObserver] | None = None):
+    def __init__(
+        self, registry: Registry, settings: Settings, observers: dict[tuple[str, str], BatchObserver] | None = None
+    ):
         self.registry = registry
         self.timeout_s = settings.request_timeout_s
         self.batchers: dict[tuple[str, str], GraphBatcher] = {}

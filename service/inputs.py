@@ -45,10 +45,10 @@ NUMBER_TYPES = frozenset({float, int})
 
 # --- query parameters ----------------------------------------------------------------------
 
-ModelName = Annotated[
-    str | None, Field(description="Model name (GET /models); default: the configured default model")
+ModelName = Annotated[str | None, Field(description="Model name (GET /models); default: the configured default model")]
+Seed = Annotated[
+    int | None, Field(ge=0, le=2**63 - 1, description="Seed for numpy default_rng; same seed, same output")
 ]
-Seed = Annotated[int | None, Field(ge=0, le=2**63 - 1, description="Seed for numpy default_rng; same seed, same output")]
 Normalize = Annotated[
     bool,
     Field(description="true: make the image like the training data (docs/preprocessing.md); false: convert + resize"),
@@ -217,7 +217,9 @@ def latents_array(raw: object, latent_shape: tuple[int, ...], max_rows: int, acc
         )
     # One reduction rejects NaN (max propagates it), inf, and values that would overflow float32.
     if not np.maximum.reduce(np.abs(array), axis=None) <= FLOAT32_MAX:
-        raise InvalidRequest(f"latents contain NaN or inf (or values beyond float32); expected finite {expected}", details)
+        raise InvalidRequest(
+            f"latents contain NaN or inf (or values beyond float32); expected finite {expected}", details
+        )
     return np.ascontiguousarray(array, dtype=np.float32)
 
 

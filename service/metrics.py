@@ -35,26 +35,40 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
-            "vae_http_requests", "HTTP requests by endpoint, method and status", ["endpoint", "method", "status"],
+            "vae_http_requests",
+            "HTTP requests by endpoint, method and status",
+            ["endpoint", "method", "status"],
             registry=self.registry,
         )
         self.latency = Histogram(
-            "vae_http_request_duration_seconds", "HTTP request latency by endpoint", ["endpoint", "method"],
-            buckets=LATENCY_BUCKETS, registry=self.registry,
+            "vae_http_request_duration_seconds",
+            "HTTP request latency by endpoint",
+            ["endpoint", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.in_progress = Gauge("vae_http_requests_in_progress", "HTTP requests being served", registry=self.registry)
         labels = ["model", "graph"]
         self.batch_rows = Histogram(
-            "vae_batch_size_rows", "Rows (images) per onnxruntime call", labels, buckets=BATCH_BUCKETS,
+            "vae_batch_size_rows",
+            "Rows (images) per onnxruntime call",
+            labels,
+            buckets=BATCH_BUCKETS,
             registry=self.registry,
         )
         self.inference = Histogram(
-            "vae_inference_seconds", "onnxruntime time per batch", labels, buckets=INFERENCE_BUCKETS,
+            "vae_inference_seconds",
+            "onnxruntime time per batch",
+            labels,
+            buckets=INFERENCE_BUCKETS,
             registry=self.registry,
         )
         self.queue_wait = Histogram(
-            "vae_queue_wait_seconds", "Time a request waits before its first rows start", labels,
-            buckets=LATENCY_BUCKETS, registry=self.registry,
+            "vae_queue_wait_seconds",
+            "Time a request waits before its first rows start",
+            labels,
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.queue_depth = Gauge("vae_queue_depth_rows", "Rows waiting for a batch", labels, registry=self.registry)
         self._request_children: dict[tuple[str, str, int], Counter] = {}
@@ -63,7 +77,9 @@ class Metrics:
     def graph_observer(self, model: str, graph: str, queued_rows: Callable[[], float]) -> GraphObserver:
         self.queue_depth.labels(model, graph).set_function(queued_rows)
         return GraphObserver(
-            self.batch_rows.labels(model, graph), self.inference.labels(model, graph), self.queue_wait.labels(model, graph)
+            self.batch_rows.labels(model, graph),
+            self.inference.labels(model, graph),
+            self.queue_wait.labels(model, graph),
         )
 
     def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:

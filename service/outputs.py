@@ -45,7 +45,7 @@ def negotiate(fmt: str | None, accept: str | None, allowed: tuple[str, ...], def
     if not accept:
         return default
     best, best_q = default, 0.0
-    for position, item in enumerate(accept.split(",")):
+    for _position, item in enumerate(accept.split(",")):
         media, _, params = item.strip().partition(";")
         media = media.strip().lower()
         q = 1.0
@@ -66,7 +66,9 @@ def zlib_stored(data: bytes) -> bytes:
     """`data` as a zlib stream (RFC 1950) of stored, uncompressed deflate blocks (RFC 1951 BTYPE 00):
     what zlib.compress(data, 0) returns, built directly: zlib.compress sets up a large compressor
     state per call even at level 0, which costs more than the rest of a one-image PNG."""
-    parts = [b"\x78\x01"]  # deflate, 32 KiB window, no preset dictionary, "fastest"; header check bits
+    parts: list[bytes | memoryview] = [
+        b"\x78\x01"
+    ]  # deflate, 32 KiB window, no preset dictionary, "fastest"; header check bits
     view = memoryview(data)
     for start in range(0, max(len(data), 1), STORED_BLOCK_MAX):
         block = view[start : start + STORED_BLOCK_MAX]
@@ -168,7 +170,9 @@ class ModelResponse(Response):
     """200 with the model headers, encoded once per (model, media type) instead of per response:
     Starlette's Response re-encodes every header each time."""
 
-    def __init__(self, content: bytes, model: LoadedModel, media_type: str, extra: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, content: bytes, model: LoadedModel, media_type: str, extra: dict[str, str] | None = None
+    ) -> None:
         self.status_code = 200
         self.background = None
         self.body = content
@@ -206,9 +210,7 @@ def encoded_response(
     if fmt == "npy":
         fields = [encoded.mu, encoded.logvar] + ([z] if z is not None else [])
         names = "mu,logvar,z" if z is not None else "mu,logvar"
-        return ModelResponse(
-            npy_bytes(np.stack(fields, axis=1)), model, MEDIA_TYPES["npy"], {"X-Latent-Fields": names}
-        )
+        return ModelResponse(npy_bytes(np.stack(fields, axis=1)), model, MEDIA_TYPES["npy"], {"X-Latent-Fields": names})
     mus, logvars = encoded.mu.tolist(), encoded.logvar.tolist()
     zs = z.tolist() if z is not None else None
     results = []

@@ -32,18 +32,15 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise PayloadTooLarge(f"image has too many pixels; at most {max_pixels}") from None
     except UnidentifiedImageError:
-        raise InvalidImage("not a decodable image; send PNG, JPEG, BMP, GIF or WebP bytes"
-        ) from None
+        raise InvalidImage("not a decodable image; send PNG, JPEG, BMP, GIF or WebP bytes") from None
     except Exception as exc:  # any parser error is the client's bytes, never a 500
         raise InvalidImage(f"image header is corrupt ({exc})") from None
     if image.format not in ALLOWED_FORMATS:
-        raise UnsupportedMediaType(f"image format {image.format} is not supported; send PNG, JPEG, BMP, GIF or WebP"
-        )
+        raise UnsupportedMediaType(f"image format {image.format} is not supported; send PNG, JPEG, BMP, GIF or WebP")
     width, height = image.size
     # Checked on the header, before any pixel is decoded: a decompression bomb never expands.
     if width * height > max_pixels:
-        raise PayloadTooLarge(f"image is {width}x{height} = {width * height} pixels; at most {max_pixels}"
-        )
+        raise PayloadTooLarge(f"image is {width}x{height} = {width * height} pixels; at most {max_pixels}")
     return image
 
 
@@ -105,7 +102,7 @@ def border_level(values: np.ndarray) -> float:
     frame = np.concatenate(
         [values[:band].ravel(), values[-band:].ravel(), values[:, :band].ravel(), values[:, -band:].ravel()]
     )
-    # np.median's result, without its ~20 us of Python wrappers per image: partition, then the
+    # np.median's result, without its Python wrappers per image: partition, then the
     # middle value or the mean of the two middle ones (in the array's dtype, as np.median does).
     middle = len(frame) // 2
     if len(frame) % 2:

@@ -23,7 +23,8 @@ logger = logging.getLogger("service.registry")
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
-GRAPHS = ("encoder", "decoder")
+GraphName = Literal["encoder", "decoder"]
+GRAPHS: tuple[GraphName, ...] = ("encoder", "decoder")
 # Tensor names fixed by the export contract (docs/api.md, model card `graphs`).
 GRAPH_INPUT = {"encoder": "image", "decoder": "z"}
 GRAPH_OUTPUTS = {"encoder": ("mu", "logvar"), "decoder": ("image",)}
@@ -204,7 +205,7 @@ def load_model(directory: Path, settings: Settings) -> LoadedModel:
         _check_graph(session, graph, card, path)
         sessions[graph] = session
         providers.add(active)
-    shapes = {
+    shapes: dict[str, dict[str, dict[str, list[int | str]]]] = {
         kind: {graph: {t.name: list(t.shape) for t in getattr(sessions[graph], f"get_{kind}")()} for graph in GRAPHS}
         for kind in ("inputs", "outputs")
     }

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from service import errors, outputs
-from service.deps import AcceptHeader, LatentsDep, ModelDep, ServiceDep
+from service.deps import AcceptHeader, EngineDep, LatentsDep, ModelDep, ServiceDep
 from service.handlers import error_responses
 from service.inference import prior_latents
 from service.inputs import DecodeQuery, SampleQuery, check_sample_n
@@ -25,12 +25,16 @@ RUNS_A_MODEL = (errors.ModelNotFound, errors.InvalidRequest, errors.QueueFull, e
     summary="Decode n latents drawn from N(0, T^2 I)",
 )
 async def sample(
-    query: Annotated[SampleQuery, Query()], model: ModelDep, service: ServiceDep, accept: AcceptHeader = None
+    query: Annotated[SampleQuery, Query()],
+    model: ModelDep,
+    engine: EngineDep,
+    service: ServiceDep,
+    accept: AcceptHeader = None,
 ) -> Response:
     n = check_sample_n(query.n, service.settings.max_sample_n)
     fmt = outputs.negotiate(query.format, accept, outputs.IMAGE_FORMATS, "png")
     latents = prior_latents(n, model.latent_shape, query.seed, query.temperature)
-    decoded = await service.engine.decode(model, latents)
+    decoded = await engine.decode(model, latents)
     return outputs.images_response(model, fmt, decoded, latents)
 
 
@@ -48,9 +52,10 @@ async def decode(
     query: Annotated[DecodeQuery, Query()],
     model: ModelDep,
     latents: LatentsDep,
+    engine: EngineDep,
     service: ServiceDep,
     accept: AcceptHeader = None,
 ) -> Response:
     fmt = outputs.negotiate(query.format, accept, outputs.IMAGE_FORMATS, "png")
-    decoded = await service.engine.decode(model, latents)
+    decoded = await engine.decode(model, latents)
     return outputs.images_response(model, fmt, decoded, latents)

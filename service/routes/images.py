@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from service import errors, outputs
-from service.deps import AcceptHeader, ModelDep, ServiceDep, UploadsDep
+from service.deps import AcceptHeader, EngineDep, ModelDep, ServiceDep, UploadsDep
 from service.handlers import error_responses
 from service.inference import posterior_sample, reconstruction_errors
 from service.inputs import EncodeQuery, ReconstructQuery
@@ -37,12 +37,13 @@ async def encode(
     query: Annotated[EncodeQuery, Query()],
     model: ModelDep,
     uploads: UploadsDep,
+    engine: EngineDep,
     service: ServiceDep,
     accept: AcceptHeader = None,
 ) -> Response:
     fmt = outputs.negotiate(query.format, accept, outputs.LATENT_FORMATS, "json")
     images = await service.preprocess(uploads, model, query.normalize)
-    encoded = await service.engine.encode(model, images)
+    encoded = await engine.encode(model, images)
     z = posterior_sample(encoded, query.seed) if query.sample else None
     return outputs.encoded_response(model, fmt, [upload.filename for upload in uploads], encoded, z)
 
@@ -58,14 +59,15 @@ async def reconstruct(
     query: Annotated[ReconstructQuery, Query()],
     model: ModelDep,
     uploads: UploadsDep,
+    engine: EngineDep,
     service: ServiceDep,
     accept: AcceptHeader = None,
 ) -> Response:
     fmt = outputs.negotiate(query.format, accept, outputs.IMAGE_FORMATS, "png")
     inputs = await service.preprocess(uploads, model, query.normalize)
-    encoded = await service.engine.encode(model, inputs)
+    encoded = await engine.encode(model, inputs)
     latents = posterior_sample(encoded, query.seed) if query.sample else encoded.mu
-    decoded = await service.engine.decode(model, latents)
+    decoded = await engine.decode(model, latents)
     if fmt != "json":
         return outputs.images_response(model, fmt, decoded, latents)
     mse = reconstruction_errors(inputs, decoded.images)

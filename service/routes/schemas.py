@@ -98,7 +98,13 @@ LATENTS_BODY = {
         "required": True,
         "content": {
             "application/json": {"schema": DecodeRequest.model_json_schema()},
-            "application/x-npy": {"schema": {"type": "string", "format": "binary", "description": "float .npy [N, *latent_shape] or one latent"}},
+            "application/x-npy": {
+                "schema": {
+                    "type": "string",
+                    "format": "binary",
+                    "description": "float .npy [N, *latent_shape] or one latent",
+                }
+            },
         },
     }
 }

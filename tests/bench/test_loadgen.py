@@ -42,9 +42,20 @@ class _LiveServer:
 
 
 def _scenario(server: _LiveServer, group: str, load, rows: int, watch: ResourceWatch) -> Scenario:
-    return Scenario(group, "x", server.label, None, rows, load, float("nan"), watch.cpu_percent,
-                    watch.client_cpu_percent, watch.peak_rss, loop_cpu_us=1e6 * watch.loop_cpu_s / load.completed,
-                    cpu_us=1e6 * watch.threads_cpu_s / load.completed)
+    return Scenario(
+        group,
+        "x",
+        server.label,
+        None,
+        rows,
+        load,
+        float("nan"),
+        watch.cpu_percent,
+        watch.client_cpu_percent,
+        watch.peak_rss,
+        loop_cpu_us=1e6 * watch.loop_cpu_s / load.completed,
+        cpu_us=1e6 * watch.threads_cpu_s / load.completed,
+    )
 
 
 def test_closed_and_open_loop_count_requests_statuses_and_images(live_server):
@@ -87,14 +98,21 @@ def test_report_renders_a_table_and_a_plot(live_server, tmp_path):
     server = _LiveServer(live_server)
     suite = Suite(duration_s=0.3, warmup_s=0.0, server_cpus=None, client_cpus=None)
     suite.ceiling = {"intra_op_threads": 1, "graphs": {g: {"1": 1000.0, "256": 5000.0} for g in ("decoder", "encoder")}}
-    suite.memory = {"ready_rss": 100 * 2**20, "ready_rss_off": 100 * 2**20, "peak_rss": 110 * 2**20, "end_rss": 105 * 2**20}
+    suite.memory = {
+        "ready_rss": 100 * 2**20,
+        "ready_rss_off": 100 * 2**20,
+        "peak_rss": 110 * 2**20,
+        "end_rss": 105 * 2**20,
+    }
     suite.model = {"name": "mnist", "loaded": ["mnist"]}
     with ResourceWatch(server) as watch:
         ping = closed_loop(server.port, traffic.ping(server.port), 2, 0.3, 0.0, hook=watch.mark)
     suite.scenarios.append(_scenario(server, "http ceiling", ping, 0, watch))
     suite.scenarios[-1].name = "/ping"
     with ResourceWatch(server) as watch:
-        decode = closed_loop(server.port, traffic.decode(server.port, server.latent_dim()), 2, 0.3, 0.0, hook=watch.mark)
+        decode = closed_loop(
+            server.port, traffic.decode(server.port, server.latent_dim()), 2, 0.3, 0.0, hook=watch.mark
+        )
     suite.scenarios.append(_scenario(server, "decode", decode, 1, watch))
     suite.scenarios[-1].name = "/decode n=1 json"
     suite.finished_at = suite.started_at + 1
@@ -131,8 +149,9 @@ def test_decode_bound_is_computed_from_the_runs_own_cpu_figures():
 
 def _decode_scenario(server: str, concurrency: int, rounds: list[float]) -> Scenario:
     window = 1.0
-    load = LoadResult("closed", concurrency, None, window * len(rounds), np.full(10, 0.001),
-                      ok=int(sum(r * window for r in rounds)))
+    load = LoadResult(
+        "closed", concurrency, None, window * len(rounds), np.full(10, 0.001), ok=int(sum(r * window for r in rounds))
+    )
     return Scenario("decode", "/decode n=1 json", server, "decoder", 1, load, 1.0, 100.0, 10.0, 0, round_rps=rounds)
 
 
@@ -156,7 +175,10 @@ def test_a_compute_bound_scenario_is_compared_with_the_ceiling_measured_between_
     suite.ceiling = {"intra_op_threads": 1, "graphs": {g: {"1": 1e9, "256": 1e9} for g in ("decoder", "encoder")}}
     measured = iter([{"1": 100.0, "256": 300.0}, {"1": 200.0, "256": 500.0}])
     (scenario,) = run_scenarios(
-        suite, [("sample", server, traffic.sample(server.port, 256, "npy"), None)], concurrency=1, rounds=2,
+        suite,
+        [("sample", server, traffic.sample(server.port, 256, "npy"), None)],
+        concurrency=1,
+        rounds=2,
         ceiling=lambda: next(measured),
     )
     assert scenario.round_ceiling == {"1": 150.0, "256": 400.0}  # the mean of the two rounds

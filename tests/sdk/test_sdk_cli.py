@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
+
 from vae_client.cli import app
 
 LATENT_DIM = 32

@@ -7,6 +7,7 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
+
 from vae_client import SampleResult
 from vae_client._images import _encode_png_zlib, encode_png, grid, sniff_content_type, split_images, to_uploads
 

@@ -8,8 +8,9 @@ import socket
 import httpx
 import numpy as np
 import pytest
-import vae_client
 from PIL import Image
+
+import vae_client
 from vae_client import Client
 
 LATENT_DIM = 32  # the shipped models' latent size (models/*/model.json)

@@ -6,6 +6,7 @@ import asyncio
 
 import numpy as np
 import pytest
+
 import vae_client
 from vae_client import AsyncClient, Client
 

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+
 import vae_client
 from vae_client import AsyncClient, Client
 

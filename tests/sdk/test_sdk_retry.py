@@ -14,6 +14,7 @@ from collections.abc import Callable
 import httpx
 import numpy as np
 import pytest
+
 import vae_client
 from vae_client import AsyncClient, Client
 from vae_client._transport import RetryPolicy, error_from_response, parse_retry_after

@@ -93,27 +93,53 @@ def test_decode_rejects_wrong_latents_with_the_expected_size(limited, body, word
 def test_decode_rejects_nan_and_inf_in_json_and_npy(limited):
     row = ", ".join(["0.0"] * 31)
     for literal in ("NaN", "Infinity", "1e400"):
-        response = limited.post("/decode", content=f'{{"latents": [[{literal}, {row}]]}}',
-                                headers={"Content-Type": "application/json"})
+        response = limited.post(
+            "/decode", content=f'{{"latents": [[{literal}, {row}]]}}', headers={"Content-Type": "application/json"}
+        )
         assert_error(response, 422, "invalid_request", "32")
     bad = np.zeros((2, 32), np.float32)
     bad[1, 3] = np.inf
-    assert_error(limited.post("/decode", content=npy(bad), headers={"Content-Type": "application/x-npy"}),
-                 422, "invalid_request", "NaN or inf")
-    assert_error(limited.post("/decode", content=npy(np.zeros((2, 16), np.float32)),
-                              headers={"Content-Type": "application/x-npy"}), 422, "invalid_request", "32")
+    assert_error(
+        limited.post("/decode", content=npy(bad), headers={"Content-Type": "application/x-npy"}),
+        422,
+        "invalid_request",
+        "NaN or inf",
+    )
+    assert_error(
+        limited.post(
+            "/decode", content=npy(np.zeros((2, 16), np.float32)), headers={"Content-Type": "application/x-npy"}
+        ),
+        422,
+        "invalid_request",
+        "32",
+    )
 
 
 def test_decode_rejects_bad_bodies(limited):
-    assert_error(limited.post("/decode", content=b"{not json", headers={"Content-Type": "application/json"}),
-                 422, "invalid_request")
-    assert_error(limited.post("/decode", content=b"\x93NUMPY garbage", headers={"Content-Type": "application/x-npy"}),
-                 422, "invalid_request", ".npy")
-    assert_error(limited.post("/decode", content=b"latents", headers={"Content-Type": "text/plain"}),
-                 415, "unsupported_media_type", "application/json")
+    assert_error(
+        limited.post("/decode", content=b"{not json", headers={"Content-Type": "application/json"}),
+        422,
+        "invalid_request",
+    )
+    assert_error(
+        limited.post("/decode", content=b"\x93NUMPY garbage", headers={"Content-Type": "application/x-npy"}),
+        422,
+        "invalid_request",
+        ".npy",
+    )
+    assert_error(
+        limited.post("/decode", content=b"latents", headers={"Content-Type": "text/plain"}),
+        415,
+        "unsupported_media_type",
+        "application/json",
+    )
     too_big = json.dumps({"latents": [[0.123456789] * 32] * 64})
-    assert_error(limited.post("/decode", content=too_big, headers={"Content-Type": "application/json"}),
-                 413, "payload_too_large", "20000")
+    assert_error(
+        limited.post("/decode", content=too_big, headers={"Content-Type": "application/json"}),
+        413,
+        "payload_too_large",
+        "20000",
+    )
 
 
 def test_uploads_over_max_upload_bytes_are_413_with_or_without_content_length(limited):
@@ -126,8 +152,9 @@ def test_uploads_over_max_upload_bytes_are_413_with_or_without_content_length(li
         for start in range(0, len(big), 65536):
             yield big[start : start + 65536]
 
-    assert_error(limited.post("/encode", content=chunked(), headers={"Content-Type": "image/png"}),
-                 413, "payload_too_large")
+    assert_error(
+        limited.post("/encode", content=chunked(), headers={"Content-Type": "image/png"}), 413, "payload_too_large"
+    )
 
 
 def test_more_images_than_max_upload_images_is_413(limited):
@@ -141,29 +168,44 @@ def test_a_decompression_bomb_is_refused_before_decoding(limited, live_server):
     Image.new("1", (20_000, 20_000)).save(buffer, "PNG")  # 400 megapixels in ~50 kB
     bomb = buffer.getvalue()
     assert len(bomb) < 200_000
-    assert_error(limited.post("/encode", content=bomb, headers={"Content-Type": "image/png"}),
-                 413, "payload_too_large", "1000000")
+    assert_error(
+        limited.post("/encode", content=bomb, headers={"Content-Type": "image/png"}),
+        413,
+        "payload_too_large",
+        "1000000",
+    )
     with live_server.client() as default:  # default limits too
         assert_error(default.post("/reconstruct", files={"file": ("bomb.png", bomb)}), 413, "payload_too_large")
         assert default.get("/health").status_code == 200
 
 
 def test_unsupported_media_is_415(limited):
-    assert_error(limited.post("/encode", content=b"hello", headers={"Content-Type": "text/plain"}),
-                 415, "unsupported_media_type", "multipart/form-data")
-    assert_error(limited.post("/encode", content=b"<svg/>", headers={"Content-Type": "image/svg+xml"}),
-                 415, "unsupported_media_type", "image/png")
+    assert_error(
+        limited.post("/encode", content=b"hello", headers={"Content-Type": "text/plain"}),
+        415,
+        "unsupported_media_type",
+        "multipart/form-data",
+    )
+    assert_error(
+        limited.post("/encode", content=b"<svg/>", headers={"Content-Type": "image/svg+xml"}),
+        415,
+        "unsupported_media_type",
+        "image/png",
+    )
     tiff = image_bytes(np.zeros((28, 28), np.uint8), "TIFF")
     assert_error(limited.post("/encode", files={"file": ("d.tiff", tiff)}), 415, "unsupported_media_type", "TIFF")
 
 
 def test_undecodable_or_truncated_images_are_422(limited):
-    assert_error(limited.post("/encode", content=b"not an image", headers={"Content-Type": "image/png"}),
-                 422, "invalid_image")
+    assert_error(
+        limited.post("/encode", content=b"not an image", headers={"Content-Type": "image/png"}), 422, "invalid_image"
+    )
     png = digit_png_bytes(0, size=200)
     assert_error(limited.post("/encode", files={"file": ("cut.png", png[: len(png) // 2])}), 422, "invalid_image")
     jpeg = digit_png_bytes(0, "JPEG", size=200)
-    assert_error(limited.post("/reconstruct", files={"file": ("cut.jpg", jpeg[: len(jpeg) // 2])}), 422, "invalid_image")
+    assert_error(
+        limited.post("/reconstruct", files={"file": ("cut.jpg", jpeg[: len(jpeg) // 2])}), 422, "invalid_image"
+    )
     assert_error(limited.post("/encode", content=b"", headers={"Content-Type": "image/png"}), 422, "invalid_image")
     files = [("file", ("ok.png", digit_png_bytes(0))), ("file", ("bad.png", b"junk"))]
     assert_error(limited.post("/encode", files=files), 422, "invalid_image", "image 1")
@@ -171,17 +213,30 @@ def test_undecodable_or_truncated_images_are_422(limited):
 
 def test_a_form_without_files_and_malformed_multipart_are_rejected(limited):
     assert_error(limited.post("/encode", data={"note": "no file"}, files={}), 415, "unsupported_media_type")
-    no_file = limited.post("/encode", content=b"--x\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nb\r\n--x--\r\n",
-                           headers={"Content-Type": "multipart/form-data; boundary=x"})
+    no_file = limited.post(
+        "/encode",
+        content=b'--x\r\nContent-Disposition: form-data; name="a"\r\n\r\nb\r\n--x--\r\n',
+        headers={"Content-Type": "multipart/form-data; boundary=x"},
+    )
     assert_error(no_file, 422, "invalid_request", "no image")
     broken = limited.post("/encode", content=b"garbage", headers={"Content-Type": "multipart/form-data"})
-    assert broken.status_code in (413, 422) and broken.json()["error"]["code"] in ("invalid_request", "payload_too_large")
+    assert broken.status_code in (413, 422) and broken.json()["error"]["code"] in (
+        "invalid_request",
+        "payload_too_large",
+    )
 
 
 def test_random_garbage_never_causes_a_500(limited):
     rng = np.random.default_rng(7)
-    content_types = ["image/png", "image/jpeg", "application/octet-stream", "application/json", "application/x-npy",
-                     "multipart/form-data; boundary=zz", "image/gif"]
+    content_types = [
+        "image/png",
+        "image/jpeg",
+        "application/octet-stream",
+        "application/json",
+        "application/x-npy",
+        "multipart/form-data; boundary=zz",
+        "image/gif",
+    ]
     for path in ("/encode", "/reconstruct", "/decode"):
         for content_type in content_types:
             for length in (1, 8, 100, 3000):

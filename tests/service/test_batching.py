@@ -16,8 +16,8 @@ import pytest
 
 from devtools.live import MODELS_DIR
 from service.batching import GraphBatcher
-from service.errors import InferenceTimeout, QueueFull, ShuttingDown
 from service.config import Settings
+from service.errors import InferenceTimeout, QueueFull, ShuttingDown
 from service.registry import session_options
 
 
@@ -164,7 +164,9 @@ def test_stop_finishes_queued_work_then_refuses_new_work():
 
 def test_onnxruntime_rows_do_not_depend_on_batch_size_with_the_default_session_options():
     options = session_options(Settings())
-    session = ort.InferenceSession(str(MODELS_DIR / "mnist" / "decoder.onnx"), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        str(MODELS_DIR / "mnist" / "decoder.onnx"), options, providers=["CPUExecutionProvider"]
+    )
     latents = np.random.default_rng(0).standard_normal((64, 32), dtype=np.float32)
     alone = np.concatenate([session.run(None, {"z": latents[i : i + 1]})[0] for i in range(64)])
     for size in (2, 3, 7, 16, 64):
@@ -193,19 +195,27 @@ def test_concurrent_mixed_size_requests_are_batched_and_equal_unbatched_results(
         def decode(latents: np.ndarray) -> bytes:
             buffer = io.BytesIO()
             np.save(buffer, latents)
-            response = http.post("/decode", params={"format": "npy"}, content=buffer.getvalue(),
-                                 headers={"Content-Type": "application/x-npy"})
+            response = http.post(
+                "/decode",
+                params={"format": "npy"},
+                content=buffer.getvalue(),
+                headers={"Content-Type": "application/x-npy"},
+            )
             assert response.status_code == 200, response.text
             return response.content
 
         with ThreadPoolExecutor(max_workers=32) as pool:
             answers = list(pool.map(decode, requests))
         after = http.get("/metrics").text
-    for latents, answer in zip(requests, answers):
+    for latents, answer in zip(requests, answers, strict=True):
         alone = np.concatenate([session.run(None, {"z": latents[i : i + 1]})[0] for i in range(len(latents))])
         assert np.array_equal(np.load(io.BytesIO(answer)), alone)
-    batches = metric_value(after, "vae_batch_size_rows_count", labels) - metric_value(before, "vae_batch_size_rows_count", labels)
-    rows_run = metric_value(after, "vae_batch_size_rows_sum", labels) - metric_value(before, "vae_batch_size_rows_sum", labels)
+    batches = metric_value(after, "vae_batch_size_rows_count", labels) - metric_value(
+        before, "vae_batch_size_rows_count", labels
+    )
+    rows_run = metric_value(after, "vae_batch_size_rows_sum", labels) - metric_value(
+        before, "vae_batch_size_rows_sum", labels
+    )
     assert rows_run == sum(sizes)
     # Without merging there would be at least one batch per request (more for the split ones).
     assert batches < len(sizes), f"{batches} batches for {len(sizes)} requests: no merging happened"

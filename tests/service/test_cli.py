@@ -13,7 +13,12 @@ from devtools.live import MODELS_DIR, REPO_ROOT, free_port
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "service", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, env=env
+        [sys.executable, "-m", "service", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
     )
 
 

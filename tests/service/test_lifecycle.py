@@ -142,6 +142,6 @@ def test_sigterm_stops_accepting_finishes_queued_work_and_exits(server_factory):
         responses = [future.result(timeout=30) for future in pending]
     # uvicorn re-raises the signal once drained, so the exit status reports SIGTERM (143 in a shell).
     assert server.process.wait(30) == -signal.SIGTERM
-    for n, response in zip(sizes, responses):
+    for n, response in zip(sizes, responses, strict=True):
         assert response.status_code == 200, response.text
         assert np.load(io.BytesIO(response.content)).shape == (n, 1, 28, 28)

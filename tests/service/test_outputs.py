@@ -35,12 +35,22 @@ def test_png_bytes_round_trip_through_pillow(shape):
 
 
 NAN, INF = float("nan"), float("inf")
+
+
 def test_json_bytes_reads_back_as_the_standard_library_wrote_it():
     rng = np.random.default_rng(0)
     payload = {
-        "model": "mnist", "latent_dim": 32,
-        "results": [{"filename": "zahl-ß-🙂.png", "mu": rng.standard_normal(32).astype(np.float32).tolist(),
-                     "mse": 1e-7, "none": None, "big": FLOAT32_MAX}],
+        "model": "mnist",
+        "latent_dim": 32,
+        "results": [
+            {
+                "filename": "zahl-ß-🙂.png",
+                "mu": rng.standard_normal(32).astype(np.float32).tolist(),
+                "mse": 1e-7,
+                "none": None,
+                "big": FLOAT32_MAX,
+            }
+        ],
     }
     body = json_bytes(payload)
     assert json.loads(body) == payload == json.loads(json.dumps(payload))
@@ -50,7 +60,10 @@ def test_json_bytes_reads_back_as_the_standard_library_wrote_it():
 
 def test_json_bytes_writes_non_finite_floats_as_null_instead_of_failing():
     # Not valid JSON as NaN/Infinity; the standard library's allow_nan=False raised (a 500).
-    assert json.loads(json_bytes({"mse": math.nan, "z": [math.inf, -math.inf, 1.5]})) == {"mse": None, "z": [None, None, 1.5]}
+    assert json.loads(json_bytes({"mse": math.nan, "z": [math.inf, -math.inf, 1.5]})) == {
+        "mse": None,
+        "z": [None, None, 1.5],
+    }
 
 
 def test_an_rgb_grid_is_an_rgb_png_with_the_cells_in_place():

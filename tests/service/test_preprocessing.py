@@ -8,10 +8,10 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
-from service.errors import PayloadTooLarge, ServiceError
-from service.preprocessing import border_level, decode_image, prepare_images, to_model_input
 
 from devtools.images import digit_array, digit_png_bytes, image_bytes
+from service.errors import PayloadTooLarge
+from service.preprocessing import border_level, decode_image, prepare_images, to_model_input
 
 MAX_PIXELS = 10_000_000
 
@@ -113,5 +113,7 @@ def test_border_level_is_the_median_of_the_frame(shape):
     rng = np.random.default_rng(sum(shape))
     for values in (rng.random(shape, dtype=np.float32), np.round(rng.random(shape, dtype=np.float32) * 4) / 4):
         band = max(1, min(shape) // 20)
-        frame = np.concatenate([values[:band].ravel(), values[-band:].ravel(), values[:, :band].ravel(), values[:, -band:].ravel()])
+        frame = np.concatenate(
+            [values[:band].ravel(), values[-band:].ravel(), values[:, :band].ravel(), values[:, -band:].ravel()]
+        )
         assert border_level(values) == float(np.median(frame))

@@ -42,7 +42,17 @@ def test_health_ping_and_ready(client):
 def test_openapi_is_served_at_docs_with_every_route(client):
     assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
-    for path in ("/sample", "/decode", "/encode", "/reconstruct", "/models", "/models/{name}", "/health", "/ready", "/metrics"):
+    for path in (
+        "/sample",
+        "/decode",
+        "/encode",
+        "/reconstruct",
+        "/models",
+        "/models/{name}",
+        "/health",
+        "/ready",
+        "/metrics",
+    ):
         assert path in paths
     assert "multipart/form-data" in paths["/encode"]["post"]["requestBody"]["content"]
 
@@ -135,8 +145,9 @@ def test_decode_json_and_npy_bodies_reproduce_sampled_images(client):
 def test_decode_accepts_a_single_latent_vector_as_npy(client):
     buffer = io.BytesIO()
     np.save(buffer, np.zeros(D, dtype=np.float64))
-    response = client.post("/decode", params={"format": "npy"}, content=buffer.getvalue(),
-                           headers={"Content-Type": "application/x-npy"})
+    response = client.post(
+        "/decode", params={"format": "npy"}, content=buffer.getvalue(), headers={"Content-Type": "application/x-npy"}
+    )
     assert response.status_code == 200 and load_npy(response.content).shape == (1, 1, 28, 28)
 
 
@@ -154,7 +165,9 @@ def test_encode_accepts_each_image_format_as_multipart(client, fmt):
 
 def test_encode_lossless_formats_agree_exactly(client):
     mus = [
-        client.post("/encode", files={"file": ("d", digit_png_bytes(1, fmt), MEDIA_TYPE[fmt])}).json()["results"][0]["mu"]
+        client.post("/encode", files={"file": ("d", digit_png_bytes(1, fmt), MEDIA_TYPE[fmt])}).json()["results"][0][
+            "mu"
+        ]
         for fmt in ("PNG", "BMP", "GIF")
     ]
     assert mus[0] == mus[1] == mus[2]
@@ -206,8 +219,9 @@ def test_encode_npy_stacks_mu_logvar_and_z(client):
     plain = client.post("/encode", params={"format": "npy"}, files=files)
     assert plain.headers["x-latent-fields"] == "mu,logvar"
     assert load_npy(plain.content).shape == (2, 2, D)
-    sampled = client.post("/encode", params={"sample": "true", "seed": 0}, files=files,
-                          headers={"Accept": "application/x-npy"})
+    sampled = client.post(
+        "/encode", params={"sample": "true", "seed": 0}, files=files, headers={"Accept": "application/x-npy"}
+    )
     assert sampled.headers["x-latent-fields"] == "mu,logvar,z"
     stacked = load_npy(sampled.content)
     assert stacked.shape == (2, 3, D) and stacked.dtype == np.float32
@@ -247,8 +261,11 @@ def test_model_parameter_selects_fashion_mnist(client):
     assert response.content != mnist.content
     shirt = np.zeros((60, 40, 3), np.uint8) + 255
     shirt[10:50, 5:35] = (40, 60, 200)
-    encoded = client.post("/encode", params={"model": "fashion-mnist"},
-                          files={"file": ("shirt.webp", image_bytes(shirt, "WEBP", lossless=True))})
+    encoded = client.post(
+        "/encode",
+        params={"model": "fashion-mnist"},
+        files={"file": ("shirt.webp", image_bytes(shirt, "WEBP", lossless=True))},
+    )
     assert encoded.status_code == 200 and encoded.json()["model"] == "fashion-mnist"
 
 

@@ -110,7 +110,7 @@ def _upload_plan(
         seed = options["seed"]
         params = {**options, "seed": None if seed is None else seed + index, "format": "npy"}
         files = [(UPLOAD_FIELD, (upload.filename, upload.content, upload.content_type)) for upload in part]
-        read = partial(parse, uploads=part, sample=options["sample"])
+        read = partial(parse, uploads=part, sample=options["sample"])  # type: ignore[call-arg]  # parse's names
         calls.append(Call("POST", path, read, params=params, headers={"Accept": NPY}, files=files))
     return Plan(calls, merge)
 

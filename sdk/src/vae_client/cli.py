@@ -199,7 +199,7 @@ def models(
         }
         typer.echo(json.dumps(body, indent=2))
         return
-    rows = [("NAME", "DATASET", "LATENT", "VERSION", "PROVIDER")]
+    rows: list[tuple[str, ...]] = [("NAME", "DATASET", "LATENT", "VERSION", "PROVIDER")]
     for info in listing:
         name = f"{info.name} *" if info.name == listing.default else info.name
         cells = (info.dataset, info.latent_dim, info.version, info.provider)
