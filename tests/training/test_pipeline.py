@@ -35,8 +35,8 @@ def tiny_run(tmp_path_factory, small_mnist):
 
 
 def test_training_writes_a_checkpoint_and_metrics_each_epoch(tiny_run):
-    lines = [json.loads(l) for l in (tiny_run / "metrics.jsonl").read_text().splitlines()]
-    assert [l["epoch"] for l in lines] == [1, 2]
+    lines = [json.loads(line) for line in (tiny_run / "metrics.jsonl").read_text().splitlines()]
+    assert [line["epoch"] for line in lines] == [1, 2]
     assert lines[1]["test_neg_elbo"] < lines[0]["test_neg_elbo"]
     state = torch.load(tiny_run / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 2
@@ -78,7 +78,7 @@ def test_a_second_training_into_the_same_folder_needs_resume(tmp_path, small_mni
 def test_evaluate_then_export_gives_graphs_that_match_torch_and_the_card(tmp_path, tiny_run, small_mnist, monkeypatch):
     import training.evaluate as evaluate_module
 
-    monkeypatch.setattr(evaluate_module, "load_dataset", lambda name, cache_dir=None: small_mnist)
+    monkeypatch.setattr(evaluate_module, "load_data", lambda config: small_mnist)
     classifier_dir = tmp_path / "classifier"
     report = train_classifier(small_mnist, classifier_dir, epochs=1, threads=1, limit_train=2000)
     assert 0.5 < report["test_accuracy"] <= 1.0
@@ -122,7 +122,7 @@ def test_decoder_graph_has_no_random_ops(tmp_path, tiny_run):
 
 def test_onnxruntime_decoding_gives_the_same_importance_sampled_nll_as_torch(tmp_path, tiny_run):
     from training.evaluate import importance_sampled_nll, onnx_logits_decoder
-    from training.train import load_model
+    from training.runs import load_model
 
     model, _ = load_model(tiny_run)
     x = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(0)).bernoulli()
