@@ -35,8 +35,9 @@ def test_idx_reader_rejects_a_file_of_the_wrong_kind(tmp_path):
 def test_mnist_csv_reader_skips_the_header_and_splits_labels(tmp_path):
     rows = np.random.default_rng(0).integers(0, 256, size=(4, 785)).astype(np.uint8)
     path = tmp_path / "mnist.csv"
-    path.write_text("label," + ",".join(f"p{i}" for i in range(784)) + "\n"
-                    + "\n".join(",".join(map(str, r)) for r in rows) + "\n")
+    path.write_text(
+        "label," + ",".join(f"p{i}" for i in range(784)) + "\n" + "\n".join(",".join(map(str, r)) for r in rows) + "\n"
+    )
     split = data.read_mnist_csv(path)
     assert split.images.shape == (4, 28, 28) and split.images.dtype == np.uint8
     np.testing.assert_array_equal(split.labels, rows[:, 0])

@@ -28,7 +28,9 @@ def test_shipped_graphs_match_their_card_and_run_at_any_batch_size(name):
         sessions[graph] = ort.InferenceSession(str(MODELS / name / entry["path"]), providers=["CPUExecutionProvider"])
     latent = meta["latent_dim"]
     for n in (1, 3, 64):
-        mu, logvar = sessions["encoder"].run(None, {"image": np.random.rand(n, *meta["image_shape"]).astype(np.float32)})
+        mu, logvar = sessions["encoder"].run(
+            None, {"image": np.random.rand(n, *meta["image_shape"]).astype(np.float32)}
+        )
         assert mu.shape == logvar.shape == (n, latent)
         (image,) = sessions["decoder"].run(None, {"z": np.random.randn(n, latent).astype(np.float32)})
         assert image.shape == (n, *meta["image_shape"]) and 0 <= image.min() and image.max() <= 1
