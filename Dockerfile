@@ -60,4 +60,4 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('VAE_PORT', '8000'), timeout=2)"]
 
 # exec form: python is PID 1 and gets SIGTERM directly, so it drains in-flight requests.
-CMD ["python", "-m", "service"]
+CMD ["python", "-m", "service", "serve"]

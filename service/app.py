@@ -9,10 +9,9 @@ import logging
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
 from service.config import Settings
-from service.deps import reject_unknown_query
 from service.handlers import install_error_handlers
 from service.inference import Engine
 from service.metrics import Metrics, MetricsMiddleware
@@ -86,7 +85,6 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         lifespan=lifespan,
         docs_url="/docs",
         openapi_url="/openapi.json",
-        dependencies=[Depends(reject_unknown_query)],
         # Metrics are Prometheus (GET /metrics); FastAPI's OpenTelemetry hooks cost per request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )

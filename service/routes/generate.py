@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from service import errors, outputs
-from service.deps import AcceptHeader, EngineDep, LatentsDep, ModelDep, ServiceDep
+from service.deps import AcceptHeader, EngineDep, LatentsDep, ModelDep, ServiceDep, reject_unknown_query
 from service.handlers import error_responses
 from service.inference import prior_latents
 from service.inputs import DecodeQuery, SampleQuery, check_sample_n
 from service.routes.schemas import IMAGE_RESPONSES, LATENTS_BODY, ImagesJSON
+from service.routing import LeanRoute
 
-router = APIRouter(tags=["generate"])
+router = APIRouter(tags=["generate"], dependencies=[Depends(reject_unknown_query)], route_class=LeanRoute)
 
 RUNS_A_MODEL = (errors.ModelNotFound, errors.InvalidRequest, errors.QueueFull, errors.NotReady, errors.InferenceTimeout)
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from service import errors, outputs
-from service.deps import AcceptHeader, EngineDep, ModelDep, ServiceDep, UploadsDep
+from service.deps import AcceptHeader, EngineDep, ModelDep, ServiceDep, UploadsDep, reject_unknown_query
 from service.handlers import error_responses
 from service.inference import posterior_sample, reconstruction_errors
 from service.inputs import EncodeQuery, ReconstructQuery
 from service.routes.schemas import IMAGE_RESPONSES, NPY_CONTENT, UPLOAD_BODY, EncodeJSON, ReconstructJSON
+from service.routing import LeanRoute
 
-router = APIRouter(tags=["images"])
+router = APIRouter(tags=["images"], dependencies=[Depends(reject_unknown_query)], route_class=LeanRoute)
 
 TAKES_UPLOADS = (
     errors.ModelNotFound,

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from service import errors
-from service.deps import ServiceDep
+from service.deps import ServiceDep, reject_unknown_query
 from service.handlers import error_responses
 from service.registry import LoadedModel
 from service.routes.schemas import ModelInfo, ModelList
 
-router = APIRouter(tags=["models"])
+router = APIRouter(tags=["models"], dependencies=[Depends(reject_unknown_query)])
 
 
 def model_info(model: LoadedModel) -> ModelInfo:

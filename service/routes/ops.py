@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from service import errors
+from service.deps import reject_unknown_query
 from service.handlers import error_responses
 from service.metrics import CONTENT_TYPE_LATEST
 from service.routes.schemas import Health, Ready
 from service.state import ServiceState
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], dependencies=[Depends(reject_unknown_query)])
 
 
 @router.get("/health", response_model=Health, summary="Liveness: 200 while the process runs")
