@@ -2,11 +2,12 @@
 
 import math
 
+import pytest
 import torch
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
 from training.evaluate import importance_sampled_nll
-from training.model import VAE, Architecture
+from training.model import VAE, Architecture, bits_per_dim, dequantize
 
 ARCH = Architecture(latent_dim=4, channels=8, hidden=32)
 
@@ -87,3 +88,50 @@ def test_importance_sampled_nll_does_not_depend_on_how_work_is_chunked():
     coarse = importance_sampled_nll(model, x, k=2000, seed=1, max_rows=12_000)
     fine = importance_sampled_nll(model, x, k=2000, seed=2, max_rows=500)
     torch.testing.assert_close(coarse, fine, atol=1.0, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "image_shape, sides",
+    [
+        ((1, 28, 28), [(28, 28), (14, 14), (7, 7)]),  # MNIST: two stages, as shipped
+        ((3, 32, 32), [(32, 32), (16, 16), (8, 8), (4, 4)]),
+        ((3, 24, 32), [(24, 32), (12, 16), (6, 8)]),  # the shorter side decides
+        ((3, 30, 30), [(30, 30), (15, 15), (7, 7)]),  # odd sides are restored by output_padding
+        ((1, 8, 8), [(8, 8), (4, 4)]),
+    ],
+)
+def test_the_number_of_down_sampling_stages_follows_the_image_size(image_shape, sides):
+    arch = Architecture(image_shape=image_shape, latent_dim=4, channels=8, hidden=16)
+    assert arch.sides == sides
+    model = VAE(arch, "bernoulli")
+    assert model(torch.rand(2, *image_shape)).logits.shape == (2, *image_shape)
+
+
+def test_a_spatial_latent_sits_at_the_lowest_resolution():
+    arch = Architecture(image_shape=(3, 24, 32), channels=8, latent_channels=3)
+    out = VAE(arch, "bernoulli")(torch.rand(2, 3, 24, 32))
+    assert arch.latent_shape == (3, 6, 8) and out.mu.shape == out.z.shape == (2, 3, 6, 8)
+    assert out.logits.shape == (2, 3, 24, 32)
+
+
+def test_the_learned_gaussian_is_a_normal_density_with_one_sigma_per_channel():
+    torch.manual_seed(0)
+    model = VAE(Architecture(image_shape=(3, 16, 16), latent_dim=4, channels=8, hidden=16), "gaussian", "learned")
+    with torch.no_grad():
+        model.log_scale.copy_(torch.tensor([-1.0, -2.0, -3.0]).view(3, 1, 1))
+    x = torch.rand(2, 3, 16, 16)
+    logits = torch.randn(2, 3, 16, 16)
+    sigma = model.log_scale.exp()
+    expected = Normal(torch.sigmoid(logits), sigma).log_prob(x).flatten(1).sum(1)
+    torch.testing.assert_close(model.log_likelihood(logits, x), expected)
+
+
+def test_dequantized_pixels_stay_inside_their_8_bit_bin():
+    pixels = torch.arange(256.0).view(1, 1, 16, 16) / 255
+    noisy = dequantize(pixels, torch.Generator().manual_seed(0))
+    assert torch.equal(torch.floor(noisy * 256), torch.round(pixels * 255))
+
+
+def test_bits_per_dim_of_the_uniform_density_on_the_unit_cube_is_eight():
+    assert bits_per_dim(0.0, dims=3 * 32 * 32) == pytest.approx(8.0)
+    assert bits_per_dim(-3 * 32 * 32 * math.log(2), dims=3 * 32 * 32) == pytest.approx(7.0)

@@ -4,9 +4,14 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
+import torch
+from onnx import numpy_helper
 
+from training import runs
+from training.config import TrainConfig
 from training.export import sha256_file
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
@@ -54,3 +59,29 @@ def test_shipped_mnist_meets_the_nll_target_on_the_whole_test_set():
     assert metrics["importance_samples_k"] >= 1000
     assert metrics["nll_test_images"] == 10_000
     assert metrics["importance_sampled_nll_nats"] <= 87.0
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_the_shipped_weights_load_into_todays_model_and_reproduce_the_shipped_graphs(name, tmp_path):
+    """The 28x28 parameterisation is unchanged: a run folder holding the shipped weights loads strictly."""
+    meta = card(name)
+    weights = {}
+    for graph, prefix in (("encoder", "encoder."), ("decoder", "")):
+        for tensor in onnx.load(str(MODELS / name / f"{graph}.onnx")).graph.initializer:
+            if tensor.name.endswith((".weight", ".bias")):
+                weights[prefix + tensor.name] = torch.from_numpy(numpy_helper.to_array(tensor).copy())
+    runs.write_config(tmp_path, TrainConfig.from_dict(meta["training"]["config"]))
+    runs.save_checkpoint(tmp_path, {"model": weights, "epoch": meta["training"]["epochs_completed"]})
+    model, _ = runs.load_model(tmp_path)
+
+    images = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    encoder = ort.InferenceSession(str(MODELS / name / "encoder.onnx"), providers=["CPUExecutionProvider"])
+    decoder = ort.InferenceSession(str(MODELS / name / "decoder.onnx"), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        mu, logvar = model.encode(images)
+        decoded = torch.sigmoid(model.decode(mu))
+    onnx_mu, onnx_logvar = encoder.run(None, {"image": images.numpy()})
+    (onnx_decoded,) = decoder.run(None, {"z": mu.numpy()})
+    np.testing.assert_allclose(mu.numpy(), onnx_mu, atol=1e-4)
+    np.testing.assert_allclose(logvar.numpy(), onnx_logvar, atol=1e-4)
+    np.testing.assert_allclose(decoded.numpy(), onnx_decoded, atol=1e-4)
