@@ -5,15 +5,16 @@ time FastAPI's general resolver re-inspects every parameter's annotation and wal
 dependency, which costs the service's tiny inference requests more than their own work. A
 LeanRoute compiles the same signature once, at start-up, into a plan:
 
-- each dependant's scalar query and header parameters become one pydantic model, validated in
-  one call (a parameter that is itself a pydantic model is validated as that model);
+- each dependant's scalar query, header and path parameters become one pydantic model, validated
+  in one call (a query parameter that is itself a pydantic model is validated as that model);
+  with no query string at all, the defaults validated once at start-up are reused;
 - `Depends` callables are awaited in order, each once per request (FastAPI's `use_cache`);
 - errors become the RequestValidationError FastAPI would raise, with the same `loc`, so the
   answers are the same (service/handlers.py).
 
-It supports what the inference routes use (Request, query and header parameters, async
-dependencies without yield) and refuses, when the app is built, a route that needs more (path,
-body or cookie parameters, sync or yield dependencies, security scopes): those stay plain APIRoutes.
+It supports what this service's routes use (Request, query, header and path parameters, async
+dependencies without yield) and refuses, when the app is built, a route that needs more (body or
+cookie parameters, sync or yield dependencies, security scopes): those stay plain APIRoutes.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi.dependencies.models import Dependant
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 
 class UnsupportedRoute(TypeError):
@@ -42,23 +44,44 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
 
 @dataclass
 class _Params:
-    """One dependant's query or header parameters, validated by one model call."""
+    """One dependant's query, header or path parameters, validated by one model call."""
 
-    where: str  # "query" or "header"
+    where: str  # "query", "header" or "path"
     model: type[BaseModel]
     names: dict[str, str]  # argument name -> the model field holding it
     whole: str | None = None  # argument that receives the validated model itself
+    headers: dict[str, str] = field(default_factory=dict)  # model field -> HTTP header name
     public: dict[str, str] = field(default_factory=dict)  # model alias -> the name FastAPI reports
+    defaults: dict[str, Any] | None = None  # the arguments when nothing is given, if that is valid
 
-    def read(self, source: Mapping[str, str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    def __post_init__(self) -> None:
+        try:
+            self.defaults = self._arguments(self.model.model_validate({}))
+        except ValidationError:
+            self.defaults = None
+
+    def read(self, request: Request) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        source: Mapping[str, Any]
+        if self.where == "query":
+            if self.defaults is not None and not request.scope.get("query_string"):
+                return self.defaults, []  # the models are frozen or only read, so one copy serves all
+            source = request.query_params
+        elif self.where == "header":
+            headers = request.headers
+            source = {name: headers[header] for name, header in self.headers.items() if header in headers}
+        else:
+            source = request.path_params
         try:
             validated = self.model.model_validate(source)
         except ValidationError as exc:
             errors = exc.errors(include_url=False)
             return {}, [{**e, "loc": (self.where, *self._public(e["loc"]))} for e in errors]
+        return self._arguments(validated), []
+
+    def _arguments(self, validated: BaseModel) -> dict[str, Any]:
         if self.whole is not None:
-            return {self.whole: validated}, []
-        return {argument: getattr(validated, name) for argument, name in self.names.items()}, []
+            return {self.whole: validated}
+        return {argument: getattr(validated, name) for argument, name in self.names.items()}
 
     def _public(self, loc: tuple[Any, ...]) -> tuple[Any, ...]:
         return (self.public.get(loc[0], loc[0]), *loc[1:]) if loc else loc
@@ -89,63 +112,57 @@ class _Plan:
         if self.request_name is not None:
             values[self.request_name] = request
         for params in self.params:
-            source = request.query_params if params.where == "query" else _headers(request)
-            found_values, found = params.read(source)
+            found_values, found = params.read(request)
             values.update(found_values)
             errors.extend(found)
         return values, errors
 
 
-def _headers(request: Request) -> dict[str, str]:
-    return {key.replace("-", "_"): value for key, value in request.headers.items()}
+PARAM_FIELDS = {"query": "query_params", "header": "header_params", "path": "path_params"}
 
 
 def _compile_params(dependant: Dependant, where: str) -> _Params | None:
-    fields = dependant.query_params if where == "query" else dependant.header_params
+    fields = getattr(dependant, PARAM_FIELDS[where])
     if not fields:
         return None
     if where == "query" and len(fields) == 1 and (model := _model_of(fields[0].field_info.annotation)):
         return _Params(where, model, {}, whole=fields[0].name)
     definitions: dict[str, Any] = {}
     names: dict[str, str] = {}
+    headers: dict[str, str] = {}
     public: dict[str, str] = {}
     for model_field in fields:
         if _model_of(model_field.field_info.annotation):
             raise UnsupportedRoute(f"{dependant.call}: a {where} model beside other {where} parameters")
-        alias = model_field.alias
-        if where == "header":
-            # FastAPI reads header `x_trace_id` from X-Trace-Id and reports it as x-trace-id.
-            public[alias.replace("-", "_").lower()] = alias.replace("_", "-")
-            alias = alias.replace("-", "_").lower()
         info = copy.copy(model_field.field_info)  # FastAPI's own stays as it is, for the schema
-        info.alias = info.validation_alias = alias
+        if where == "header":
+            # FastAPI reads parameter `x_trace_id` from header X-Trace-Id and reports it as x-trace-id.
+            header = model_field.alias.replace("_", "-").lower()
+            info.alias = info.validation_alias = model_field.name
+            headers[model_field.name] = header
+            public[model_field.name] = header
         definitions[model_field.name] = (info.annotation, info)
         names[model_field.name] = model_field.name
     model = create_model(
         f"{where.title()}Of{getattr(dependant.call, '__name__', 'route')}",
-        __config__=ConfigDict(extra="ignore", populate_by_name=False),
+        __config__=ConfigDict(extra="ignore"),
         **definitions,
     )
-    return _Params(where, model, names, public=public)
+    return _Params(where, model, names, headers=headers, public=public)
 
 
 def compile_plan(dependant: Dependant) -> _Plan:
     call = dependant.call
     if call is None or not inspect.iscoroutinefunction(call):
         raise UnsupportedRoute(f"{call}: LeanRoute runs async functions only (no sync or yield dependencies)")
-    unsupported = {
-        "path": dependant.path_params,
-        "body": dependant.body_params,
-        "cookie": dependant.cookie_params,
-    }
-    for kind, fields in unsupported.items():
+    for kind, fields in (("body", dependant.body_params), ("cookie", dependant.cookie_params)):
         if fields:
             raise UnsupportedRoute(f"{call.__name__}: {kind} parameters need FastAPI's own resolver (use APIRoute)")
     for special in ("websocket", "http_connection", "response", "background_tasks", "security_scopes"):
         if getattr(dependant, f"{special}_param_name") is not None:
             raise UnsupportedRoute(f"{call.__name__}: a {special} parameter needs FastAPI's own resolver")
     plan = _Plan(call=call, request_name=dependant.request_param_name)
-    for where in ("query", "header"):
+    for where in PARAM_FIELDS:
         params = _compile_params(dependant, where)
         if params is not None:
             plan.params.append(params)
@@ -154,18 +171,22 @@ def compile_plan(dependant: Dependant) -> _Plan:
 
 
 class LeanRoute(APIRoute):
-    """An APIRoute (same OpenAPI, same errors) resolved by a plan compiled once per route."""
+    """An APIRoute (same OpenAPI, same errors) resolved by a plan compiled once per route. An
+    endpoint returns a Response, or a pydantic model or plain data, sent as JSON."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         plan = compile_plan(self.dependant)
+        status = self.status_code or 200
 
         async def handle(request: Request) -> Response:
             arguments, errors = await plan.solve(request, {})
             if errors:
                 raise RequestValidationError(errors)
-            response = await plan.call(**arguments)
-            if not isinstance(response, Response):
-                raise UnsupportedRoute(f"{self.path}: a LeanRoute endpoint returns a Response")
-            return response
+            result = await plan.call(**arguments)
+            if isinstance(result, Response):
+                return result
+            if isinstance(result, BaseModel):
+                return Response(result.model_dump_json(), status, media_type="application/json")
+            return JSONResponse(jsonable_encoder(result), status)
 
         return handle

@@ -9,8 +9,9 @@ from service.deps import ServiceDep, reject_unknown_query
 from service.handlers import error_responses
 from service.registry import LoadedModel
 from service.routes.schemas import ModelInfo, ModelList
+from service.routing import LeanRoute
 
-router = APIRouter(tags=["models"], dependencies=[Depends(reject_unknown_query)])
+router = APIRouter(tags=["models"], dependencies=[Depends(reject_unknown_query)], route_class=LeanRoute)
 
 
 def model_info(model: LoadedModel) -> ModelInfo:

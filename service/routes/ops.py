@@ -10,9 +10,10 @@ from service.deps import reject_unknown_query
 from service.handlers import error_responses
 from service.metrics import CONTENT_TYPE_LATEST
 from service.routes.schemas import Health, Ready
+from service.routing import LeanRoute
 from service.state import ServiceState
 
-router = APIRouter(tags=["operations"], dependencies=[Depends(reject_unknown_query)])
+router = APIRouter(tags=["operations"], dependencies=[Depends(reject_unknown_query)], route_class=LeanRoute)
 
 
 @router.get("/health", response_model=Health, summary="Liveness: 200 while the process runs")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import pytest
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
@@ -83,8 +83,8 @@ def test_each_dependency_runs_once_per_request():
     assert calls == ["shared"]
 
 
-async def with_path(item: int) -> JSONResponse:
-    return JSONResponse({})
+async def with_path(item: Annotated[int, Path(ge=0)]) -> JSONResponse:
+    return JSONResponse({"item": item})
 
 
 def sync_dependency() -> int:
@@ -96,7 +96,20 @@ async def with_sync(value: Annotated[int, Depends(sync_dependency)]) -> JSONResp
 
 
 def test_unsupported_signatures_are_refused_when_the_app_is_built():
-    for function, path in ((with_path, "/items/{item}"), (with_sync, "/sync")):
-        router = APIRouter(route_class=LeanRoute)
-        with pytest.raises(UnsupportedRoute):
-            router.add_api_route(path, function, methods=["GET"])
+    router = APIRouter(route_class=LeanRoute)
+    with pytest.raises(UnsupportedRoute, match="async functions only"):
+        router.add_api_route("/sync", with_sync, methods=["GET"])
+
+
+@pytest.mark.parametrize("item", ["7", "x", "-1"])
+def test_path_parameters_are_validated_as_fastapi_does(item):
+    answers = []
+    for route_class in (APIRoute, LeanRoute):
+        router = APIRouter(route_class=route_class)
+        router.add_api_route("/items/{item}", with_path, methods=["GET"])
+        app = FastAPI()
+        install_error_handlers(app)
+        app.include_router(router)
+        response = TestClient(app).get(f"/items/{item}")
+        answers.append((response.status_code, response.json()))
+    assert answers[0] == answers[1]
