@@ -32,6 +32,16 @@ class Settings(BaseSettings):
         0.0, ge=0, le=10_000, description="Longest wait to fill a batch once a request is queued."
     )
     max_queue_rows: int = Field(8192, ge=1, description="Most rows waiting per model graph; beyond it: 429.")
+    max_batch_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        description="Caps a batch's rows by their float32 bytes, so big images get smaller batches.",
+    )
+    max_queue_bytes: int = Field(
+        1024 * 1024 * 1024,
+        ge=1024,
+        description="Caps the rows waiting per model graph by their bytes; also caps n and uploads per request.",
+    )
     engine_workers: int = Field(
         2, ge=1, le=16, description="Worker threads per model graph; those after the first start only on a backlog."
     )

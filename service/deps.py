@@ -47,9 +47,9 @@ ModelDep = Annotated[LoadedModel, Depends(get_model)]
 AcceptHeader = Annotated[str | None, Header(description="Output format when `format` is not given")]
 
 
-async def get_uploads(request: Request, service: ServiceDep) -> list[Upload]:
+async def get_uploads(request: Request, service: ServiceDep, model: ModelDep) -> list[Upload]:
     settings = service.settings
-    return await read_uploads(request, settings.max_upload_bytes, settings.max_upload_images)
+    return await read_uploads(request, settings.max_upload_bytes, model.limits.max_upload_images)
 
 
 UploadsDep = Annotated[list[Upload], Depends(get_uploads)]
@@ -58,7 +58,7 @@ UploadsDep = Annotated[list[Upload], Depends(get_uploads)]
 async def get_latents(request: Request, service: ServiceDep, model: ModelDep) -> np.ndarray:
     settings = service.settings
     return await read_latents(
-        request, model.latent_shape, settings.max_json_bytes, settings.max_sample_n, model.accepts_flat_latents
+        request, model.latent_shape, settings.max_json_bytes, model.limits.max_sample_n, model.accepts_flat_latents
     )
 
 

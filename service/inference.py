@@ -14,7 +14,7 @@ import numpy as np
 
 from service.batching import BatchObserver, GraphBatcher
 from service.config import Settings
-from service.registry import GRAPH_INPUT, GRAPH_OUTPUTS, GRAPHS, LoadedModel, Registry
+from service.registry import GRAPHS, LoadedModel, Registry, graph_tensor_names
 
 logger = logging.getLogger("service.inference")
 
@@ -45,22 +45,43 @@ def reconstruction_errors(inputs: np.ndarray, reconstructions: np.ndarray) -> li
     return (difference**2).reshape(len(inputs), -1).mean(axis=1).tolist()
 
 
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """float32 probabilities from logits, elementwise (so a row never depends on its batch)."""
+    out = np.negative(logits, dtype=np.float32)
+    np.exp(out, out=out)
+    out += np.float32(1.0)
+    return np.reciprocal(out, out=out)
+
+
 def _session_runner(model: LoadedModel, graph: str):
+    """batch -> outputs for one graph, in the service's terms whatever the graph's own names:
+    encoder -> [mu, logvar]; decoder -> [images in [0, 1], 8-bit pixels]."""
     session = model.sessions[graph]
-    input_name = GRAPH_INPUT[graph]
-    output_names = list(GRAPH_OUTPUTS[graph])
+    input_name, output_names = graph_tensor_names(model.card, graph)
 
-    def run_batch(batch: np.ndarray) -> list[np.ndarray]:
-        return session.run(output_names, {input_name: batch})
+    if graph == "encoder":
+        if model.card.tensors.encoder_output is None:
 
-    if graph != "decoder":
-        return run_batch
+            def run_encoder(batch: np.ndarray) -> list[np.ndarray]:
+                return session.run(output_names, {input_name: batch})
+
+            return run_encoder
+
+        def run_joint_encoder(batch: np.ndarray) -> list[np.ndarray]:
+            (joint,) = session.run(output_names, {input_name: batch})
+            mu, logvar = np.split(joint, 2, axis=1)
+            return [np.ascontiguousarray(mu), np.ascontiguousarray(logvar)]
+
+        return run_joint_encoder
+
+    logits = model.card.decoder_output == "logits"
 
     def run_decoder(batch: np.ndarray) -> list[np.ndarray]:
         # 8-bit pixels for the whole batch on the worker thread: one numpy pass per batch instead
-        # of several per request on the event loop (each small numpy call there hands the GIL
-        # to the workers and back).
-        (images,) = run_batch(batch)
+        # of several per request on the event loop.
+        (images,) = session.run(output_names, {input_name: batch})
+        if logits:
+            images = sigmoid(images)
         return [images, to_uint8(images)]
 
     return run_decoder
@@ -80,8 +101,8 @@ class Engine:
                 self.batchers[(name, graph)] = GraphBatcher(
                     f"{name}/{graph}",
                     _session_runner(model, graph),
-                    max_batch_rows=settings.max_batch_size,
-                    max_queue_rows=settings.max_queue_rows,
+                    max_batch_rows=model.limits.batch_rows[graph],
+                    max_queue_rows=model.limits.queue_rows[graph],
                     max_queue_delay_s=settings.max_queue_delay_ms / 1000.0,
                     workers=settings.engine_workers,
                     parallel_min_rows=settings.engine_spill_rows,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import math
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -44,13 +45,37 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     return image
 
 
-def _grayscale(image: Image.Image) -> np.ndarray:
-    """Decoded pixels as float32 [H, W] in [0, 1]; transparency flattened onto a contrasting colour."""
+def _load(image: Image.Image, mode: str) -> Image.Image:
     if image.format == "JPEG" and max(image.size) > 2 * WORKING_SIZE:
-        image.draft("L", (WORKING_SIZE, WORKING_SIZE))  # decode at 1/2..1/8 scale: faster, less memory
+        image.draft(mode, (WORKING_SIZE, WORKING_SIZE))  # decode at 1/2..1/8 scale: faster, less memory
     image.load()
     if max(image.size) > WORKING_SIZE:
         image = image.reduce(math.ceil(max(image.size) / WORKING_SIZE))
+    return image
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
+
+
+def _rgb(image: Image.Image, background: tuple[int, int, int]) -> np.ndarray:
+    """Decoded pixels as float32 [H, W, 3] in [0, 1]; transparency composited on `background`."""
+    image = _load(image, "RGB")
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        gray = _grayscale(image)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if not _has_alpha(image):
+        return np.asarray(image.convert("RGB"), dtype=np.float32) / np.float32(255.0)
+    rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / np.float32(255.0)
+    alpha = rgba[:, :, 3:]
+    backdrop = np.asarray(background, dtype=np.float32) / np.float32(255.0)
+    return rgba[:, :, :3] * alpha + backdrop * (np.float32(1.0) - alpha)
+
+
+def _grayscale(image: Image.Image, background: float | None = None) -> np.ndarray:
+    """Decoded pixels as float32 [H, W] in [0, 1]; transparency flattened onto `background` (0-1),
+    or, when None, onto a colour that contrasts with the ink."""
+    image = _load(image, "L")
     mode = image.mode
     if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
         values = np.asarray(image, dtype=np.float32)
@@ -58,25 +83,37 @@ def _grayscale(image: Image.Image) -> np.ndarray:
     if mode == "F":
         values = np.asarray(image, dtype=np.float32)
         return np.clip(values if values.max() <= 1.0 else values / 255.0, 0.0, 1.0)
-    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
-    if not has_alpha:
+    if not _has_alpha(image):
         return np.asarray(image.convert("L"), dtype=np.float32) / np.float32(255.0)
     rgba = image.convert("RGBA")
     alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / np.float32(255.0)
     gray = np.asarray(rgba.convert("L"), dtype=np.float32) / np.float32(255.0)
     if alpha.min() >= 1.0:
         return gray
-    weight = alpha.sum()
-    ink = float((gray * alpha).sum() / weight) if weight > 0 else 0.0
-    backdrop = np.float32(1.0 if ink < 0.5 else 0.0)  # dark ink on white, light ink on black
-    return gray * alpha + backdrop * (1.0 - alpha)
+    if background is None:
+        weight = alpha.sum()
+        ink = float((gray * alpha).sum() / weight) if weight > 0 else 0.0
+        background = 1.0 if ink < 0.5 else 0.0  # dark ink on white, light ink on black
+    return gray * alpha + np.float32(background) * (1.0 - alpha)
 
 
-def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
-    """Bytes of one PNG/JPEG/BMP/GIF (first frame)/WebP -> float32 [H, W] in [0, 1]."""
+def luminance(rgb: tuple[int, int, int]) -> float:
+    """ITU-R 601-2 luma of an 8-bit colour, in [0, 1] (what Pillow's convert("L") computes)."""
+    red, green, blue = rgb
+    return (red * 299 + green * 587 + blue * 114) / 1000 / 255
+
+
+def decode_image(
+    data: bytes, max_pixels: int, channels: int = 1, background: tuple[int, int, int] | None = None
+) -> np.ndarray:
+    """Bytes of one PNG/JPEG/BMP/GIF (first frame)/WebP -> float32 in [0, 1]: [H, W] for one channel,
+    [H, W, 3] for three. Transparent pixels go on `background` (RGB 0-255; grayscale default: a
+    colour that contrasts with the ink; RGB default: white)."""
     image = _open(data, max_pixels)
     try:
-        return _grayscale(image)
+        if channels == 3:
+            return _rgb(image, background or (255, 255, 255))
+        return _grayscale(image, None if background is None else luminance(background))
     except ServiceError:
         raise
     except Image.DecompressionBombError:
@@ -88,8 +125,11 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
 
 
 def _resize(values: np.ndarray, width: int, height: int) -> np.ndarray:
-    if values.shape == (height, width):
+    """[h, w] or [h, w, C] float32 -> [height, width(, C)], Lanczos, per channel in float."""
+    if values.shape[:2] == (height, width):
         return values
+    if values.ndim == 3:
+        return np.stack([_resize(values[:, :, c], width, height) for c in range(values.shape[2])], axis=2)
     resized = Image.fromarray(np.ascontiguousarray(values, dtype=np.float32)).resize(
         (width, height), Image.Resampling.LANCZOS
     )
@@ -121,8 +161,8 @@ def _figure_box(values: np.ndarray) -> tuple[slice, slice] | None:
 
 
 def _paste(canvas: np.ndarray, patch: np.ndarray, top: int, left: int) -> np.ndarray:
-    """Place patch with its top-left at (top, left), clipped to the canvas."""
-    h, w = patch.shape
+    """Place patch ([h, w] or [h, w, C]) with its top-left at (top, left), clipped to the canvas."""
+    h, w = patch.shape[:2]
     y0, x0 = max(0, top), max(0, left)
     y1, x1 = min(canvas.shape[0], top + h), min(canvas.shape[1], left + w)
     if y1 > y0 and x1 > x0:
@@ -165,11 +205,36 @@ def fashion_product(values: np.ndarray, height: int, width: int) -> np.ndarray:
     return _paste(canvas, product, (height - new_h) // 2, (width - new_w) // 2)
 
 
+def fit(values: np.ndarray, height: int, width: int, background: np.ndarray, resize: str) -> np.ndarray:
+    """Any image: resized keeping its aspect ratio, then padded with `background` ("pad") or
+    centre-cropped ("crop") to height x width. No inversion, no thresholds."""
+    h, w = values.shape[:2]
+    scale = min(height / h, width / w) if resize == "pad" else max(height / h, width / w)
+    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+    resized = _resize(values, new_w, new_h)
+    if resize == "crop":
+        top, left = (new_h - height) // 2, (new_w - width) // 2
+        return np.ascontiguousarray(resized[top : top + height, left : left + width])
+    canvas = np.empty((height, width, *values.shape[2:]), dtype=np.float32)
+    canvas[...] = background
+    return _paste(canvas, resized, (height - new_h) // 2, (width - new_w) // 2)
+
+
+class InputSpec(NamedTuple):
+    """What a model's input looks like and how an upload becomes one (from its card)."""
+
+    rule: str  # "mnist-digit", "fashion-product" or "fit"
+    image_shape: tuple[int, int, int]  # [C, H, W]
+    background: tuple[int, int, int] = (255, 255, 255)  # fit: under transparency, and the padding
+    resize: str = "pad"  # fit: "pad" or "crop"
+
+
 RULES = {"mnist-digit": mnist_digit, "fashion-product": fashion_product}
 
 
 def to_model_input(values: np.ndarray, rule: str, height: int, width: int, normalize: bool = True) -> np.ndarray:
-    """Grayscale [h, w] in [0, 1] -> float32 [height, width] as the training data was made."""
+    """Grayscale [h, w] in [0, 1] -> float32 [height, width] as the training data was made
+    (the grayscale dataset rules; `fit` is in prepare_image)."""
     if not normalize:
         return _resize(values, width, height)
     background = border_level(values)
@@ -182,15 +247,28 @@ def to_model_input(values: np.ndarray, rule: str, height: int, width: int, norma
     return RULES[rule](values.astype(np.float32, copy=False), height, width)
 
 
-def prepare_images(
-    uploads: list[bytes], rule: str, image_shape: tuple[int, int, int], max_pixels: int, normalize: bool = True
-) -> np.ndarray:
-    """Upload bytes -> float32 [N, 1, H, W]; raises a ServiceError naming the failing image."""
-    _, height, width = image_shape
-    batch = np.empty((len(uploads), 1, height, width), dtype=np.float32)
+def prepare_image(data: bytes, spec: InputSpec, max_pixels: int, normalize: bool = True) -> np.ndarray:
+    """One upload -> float32 [C, H, W] in [0, 1]."""
+    channels, height, width = spec.image_shape
+    if spec.rule != "fit":
+        return to_model_input(decode_image(data, max_pixels), spec.rule, height, width, normalize)[None]
+    values = decode_image(data, max_pixels, channels, spec.background)
+    if not normalize:
+        values = _resize(values, width, height)
+    else:
+        backdrop = np.asarray(spec.background, dtype=np.float32) / np.float32(255.0)
+        if channels == 1:
+            backdrop = np.float32(luminance(spec.background))
+        values = fit(values, height, width, backdrop, spec.resize)
+    return values[None] if channels == 1 else np.ascontiguousarray(values.transpose(2, 0, 1))
+
+
+def prepare_images(uploads: list[bytes], spec: InputSpec, max_pixels: int, normalize: bool = True) -> np.ndarray:
+    """Upload bytes -> float32 [N, C, H, W]; raises a ServiceError naming the failing image."""
+    batch = np.empty((len(uploads), *spec.image_shape), dtype=np.float32)
     for index, data in enumerate(uploads):
         try:
-            batch[index, 0] = to_model_input(decode_image(data, max_pixels), rule, height, width, normalize)
+            batch[index] = prepare_image(data, spec, max_pixels, normalize)
         except ServiceError as exc:
             if len(uploads) > 1:
                 exc.message = f"image {index}: {exc.message}"

@@ -1,23 +1,29 @@
-"""Model cards and ONNX sessions: verify every model under the model folder and open it.
+"""Model cards and ONNX sessions (the inference stage's store): verify every model under the
+model folder and open it.
 
-A model is a folder with a `model.json` card (schema_version 1) naming an encoder and a
-decoder ONNX file with their sha256. Anything wrong raises ModelLoadError naming the file.
+A model is a folder with a `model.json` card (schema_version 1, docs/model-card.md) naming an
+encoder and a decoder ONNX file with their sha256. Any image VAE fits: grayscale or RGB, any
+size from 8 to 512 pixels a side, a flat or spatial latent, its own tensor names. Anything wrong
+raises ModelLoadError naming the file.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import onnxruntime as ort
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
 
 from service.config import Settings
 from service.errors import ModelNotFound
+from service.preprocessing import InputSpec
 
 logger = logging.getLogger("service.registry")
 
@@ -44,6 +50,41 @@ class GraphSpec(BaseModel):
     outputs: dict[str, list[int | str]]
 
 
+class TensorNames(BaseModel):
+    """The graphs' tensor names, when they differ from the export contract's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    encoder_input: str = "image"
+    mu: str = "mu"
+    logvar: str = "logvar"
+    # One encoder output holding mu and logvar concatenated along axis 1 (mu first), instead of two.
+    encoder_output: str | None = None
+    decoder_input: str = "z"
+    decoder_output: str = "image"
+
+
+class FitOptions(BaseModel):
+    """The `fit` preprocessing rule's choices (docs/preprocessing.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    background: tuple[int, int, int] = Field((255, 255, 255), description="RGB 0-255 under transparent pixels")
+    resize: Literal["pad", "crop"] = Field("pad", description="keep the aspect ratio and pad, or centre-crop")
+
+    @field_validator("background")
+    @classmethod
+    def _channel_values(cls, value: tuple[int, int, int]) -> tuple[int, int, int]:
+        if not all(0 <= channel <= 255 for channel in value):
+            raise ValueError(f"background {list(value)}: each channel must be 0..255")
+        return value
+
+
+Preprocessing = Literal["mnist-digit", "fashion-product", "fit"]
+GRAYSCALE_RULES = ("mnist-digit", "fashion-product")
+MIN_SIDE, MAX_SIDE = 8, 512
+
+
 class ModelCard(BaseModel):
     """The contract with training (models/<name>/model.json). Unknown fields are kept."""
 
@@ -58,10 +99,60 @@ class ModelCard(BaseModel):
     latent_shape: tuple[PositiveInt, ...] | None = Field(
         None, min_length=1, max_length=3, description="[D] or [C, h, w]; default [latent_dim]"
     )
+    accepts_flat_latents: bool = Field(True, description="/decode may reshape [N, D] vectors to a spatial latent")
     likelihood: str
-    preprocessing: Literal["mnist-digit", "fashion-product"]
+    preprocessing: Preprocessing
+    preprocessing_options: FitOptions = FitOptions()
+    decoder_output: Literal["probabilities", "logits"] = "probabilities"
+    tensors: TensorNames = TensorNames()
+    labels: list[str] | None = None
     files: dict[Literal["encoder", "decoder"], FileRef]
     graphs: dict[Literal["encoder", "decoder"], GraphSpec]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelCard:
+        channels, height, width = self.image_shape
+        if channels not in (1, 3):
+            raise ValueError(f"image_shape {list(self.image_shape)}: channels must be 1 (grayscale) or 3 (RGB)")
+        if not (MIN_SIDE <= height <= MAX_SIDE and MIN_SIDE <= width <= MAX_SIDE):
+            raise ValueError(f"image_shape {list(self.image_shape)}: height and width must be {MIN_SIDE}..{MAX_SIDE}")
+        if self.preprocessing in GRAYSCALE_RULES and channels != 1:
+            raise ValueError(f"preprocessing {self.preprocessing!r} is for grayscale models; use 'fit' for RGB")
+        if self.latent_shape is not None and math.prod(self.latent_shape) != self.latent_dim:
+            raise ValueError(
+                f"latent_shape {list(self.latent_shape)} does not hold latent_dim {self.latent_dim} values"
+            )
+        if self.latent_shape is not None and len(self.latent_shape) == 2:
+            raise ValueError(f"latent_shape {list(self.latent_shape)}: a latent is [D] or [C, h, w]")
+        return self
+
+
+class ModelLimits(BaseModel):
+    """Rows per batch and per queue for each graph, capped in rows and in bytes (VAE_MAX_BATCH_*,
+    VAE_MAX_QUEUE_*), and what one request may ask for as a result."""
+
+    batch_rows: dict[str, int]
+    queue_rows: dict[str, int]
+    max_sample_n: int = Field(description="Most images per /sample and latent rows per /decode")
+    max_upload_images: int = Field(description="Most images per /encode or /reconstruct")
+
+    @classmethod
+    def of(cls, card: ModelCard, settings: Settings) -> ModelLimits:
+        pixels = math.prod(card.image_shape)
+        # float32 in and out per row; the decoder also keeps 8-bit pixels.
+        row_bytes = {"encoder": 4 * (pixels + 2 * card.latent_dim), "decoder": 4 * card.latent_dim + 5 * pixels}
+        batch_rows = {
+            g: max(1, min(settings.max_batch_size, settings.max_batch_bytes // b)) for g, b in row_bytes.items()
+        }
+        queue_rows = {
+            g: max(1, min(settings.max_queue_rows, settings.max_queue_bytes // b)) for g, b in row_bytes.items()
+        }
+        return cls(
+            batch_rows=batch_rows,
+            queue_rows=queue_rows,
+            max_sample_n=min(settings.max_sample_n, queue_rows["decoder"]),
+            max_upload_images=min(settings.max_upload_images, queue_rows["encoder"], queue_rows["decoder"]),
+        )
 
 
 @dataclass
@@ -72,6 +163,7 @@ class LoadedModel:
     directory: Path
     sessions: dict[str, ort.InferenceSession]
     provider: str
+    limits: ModelLimits
     inputs: dict[str, dict[str, list[int | str]]] = field(default_factory=dict)
     outputs: dict[str, dict[str, list[int | str]]] = field(default_factory=dict)
 
@@ -86,11 +178,16 @@ class LoadedModel:
     @property
     def accepts_flat_latents(self) -> bool:
         """Whether /decode may reshape flat [N, D] vectors into a spatial latent."""
-        return bool(getattr(self.card, "accepts_flat_latents", True))
+        return self.card.accepts_flat_latents
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return self.card.image_shape
+
+    @functools.cached_property
+    def input_spec(self) -> InputSpec:
+        options = self.card.preprocessing_options
+        return InputSpec(self.card.preprocessing, self.card.image_shape, options.background, options.resize)
 
 
 @dataclass
@@ -171,19 +268,56 @@ def open_session(path: Path, settings: Settings) -> tuple[ort.InferenceSession, 
     return session, active
 
 
+def _dims(shape: list[int | str | None]) -> list[int | str | None]:
+    return ["N" if index == 0 and not isinstance(dim, int) else dim for index, dim in enumerate(shape)]
+
+
+def _fits(shape: list[int | str | None], expected: list[int]) -> bool:
+    """A graph's declared [N, ...] shape against the card's per-row shape; symbolic dims fit anything."""
+    return len(shape) == len(expected) + 1 and all(
+        not isinstance(dim, int) or dim == want for dim, want in zip(shape[1:], expected, strict=True)
+    )
+
+
+def graph_tensor_names(card: ModelCard, graph: str) -> tuple[str, list[str]]:
+    """(input name, output names) the card says the graph has."""
+    names = card.tensors
+    if graph == "encoder":
+        outputs = [names.encoder_output] if names.encoder_output else [names.mu, names.logvar]
+        return names.encoder_input, outputs
+    return names.decoder_input, [names.decoder_output]
+
+
 def _check_graph(session: ort.InferenceSession, graph: str, card: ModelCard, path: Path) -> None:
     input_names = [i.name for i in session.get_inputs()]
     output_names = [o.name for o in session.get_outputs()]
-    if input_names != [GRAPH_INPUT[graph]] or set(output_names) != set(GRAPH_OUTPUTS[graph]):
+    want_input, want_outputs = graph_tensor_names(card, graph)
+    if input_names != [want_input] or not set(want_outputs) <= set(output_names):
         raise ModelLoadError(
-            f"{path}: {graph} graph has inputs {input_names} and outputs {output_names}; expected "
-            f"inputs [{GRAPH_INPUT[graph]!r}] and outputs {list(GRAPH_OUTPUTS[graph])}"
+            f"{path}: {graph} graph has inputs {input_names} and outputs {output_names}; the card expects "
+            f"input {want_input!r} and outputs {want_outputs} (card field `tensors` maps other names)"
         )
-    c, h, w = card.image_shape
-    expected = [c, h, w] if graph == "encoder" else list(card.latent_shape or (card.latent_dim,))
+    latent = list(card.latent_shape or (card.latent_dim,))
+    image = list(card.image_shape)
+    expected = image if graph == "encoder" else latent
     shape = session.get_inputs()[0].shape
-    if list(shape[1:]) != expected:
-        raise ModelLoadError(f"{path}: {graph} input shape {shape} does not match the card ([N, {expected}])")
+    if not _fits(shape, expected):
+        raise ModelLoadError(f"{path}: {graph} input shape {_dims(shape)} does not match the card ([N, {expected}])")
+    outputs = {o.name: o.shape for o in session.get_outputs()}
+    if graph == "encoder":
+        joint = [2 * latent[0], *latent[1:]]
+        checks = (
+            {name: joint for name in want_outputs}
+            if card.tensors.encoder_output
+            else dict.fromkeys(want_outputs, latent)
+        )
+    else:
+        checks = {want_outputs[0]: image}
+    for name, want in checks.items():
+        if not _fits(outputs[name], want):
+            raise ModelLoadError(
+                f"{path}: {graph} output {name!r} has shape {_dims(outputs[name])}; the card expects [N, {want}]"
+            )
 
 
 def load_model(directory: Path, settings: Settings) -> LoadedModel:
@@ -222,6 +356,7 @@ def load_model(directory: Path, settings: Settings) -> LoadedModel:
         directory=directory,
         sessions=sessions,
         provider=CUDA if providers == {CUDA} else CPU,
+        limits=ModelLimits.of(card, settings),
         inputs=shapes["inputs"],
         outputs=shapes["outputs"],
     )

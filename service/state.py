@@ -33,7 +33,7 @@ class ServiceState:
     async def preprocess(self, uploads: list[Upload], model: LoadedModel, normalize: bool) -> np.ndarray:
         """Uploads -> the model's input batch; small ones inline, where a thread hop costs more."""
         blobs = [upload.data for upload in uploads]
-        args = (blobs, model.card.preprocessing, model.image_shape, self.settings.max_image_pixels, normalize)
+        args = (blobs, model.input_spec, self.settings.max_image_pixels, normalize)
         if sum(map(len, blobs)) <= self.settings.inline_decode_bytes:
             return prepare_images(*args)
         return await asyncio.get_running_loop().run_in_executor(self.image_executor, prepare_images, *args)

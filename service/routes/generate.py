@@ -32,7 +32,7 @@ async def sample(
     service: ServiceDep,
     accept: AcceptHeader = None,
 ) -> Response:
-    n = check_sample_n(query.n, service.settings.max_sample_n)
+    n = check_sample_n(query.n, model.limits.max_sample_n)
     fmt = outputs.negotiate(query.format, accept, outputs.IMAGE_FORMATS, "png")
     latents = prior_latents(n, model.latent_shape, query.seed, query.temperature)
     decoded = await engine.decode(model, latents)

@@ -16,7 +16,15 @@ router = APIRouter(tags=["models"], dependencies=[Depends(reject_unknown_query)]
 
 def model_info(model: LoadedModel) -> ModelInfo:
     return ModelInfo(
-        name=model.name, card=model.card_json, provider=model.provider, inputs=model.inputs, outputs=model.outputs
+        name=model.name,
+        card=model.card_json,
+        provider=model.provider,
+        image_shape=list(model.image_shape),
+        latent_shape=list(model.latent_shape),
+        labels=model.card.labels,
+        limits=model.limits,
+        inputs=model.inputs,
+        outputs=model.outputs,
     )
 
 

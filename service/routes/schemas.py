@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from service.registry import ModelLimits
+
 
 class ImagesJSON(BaseModel):
     model: str
@@ -54,6 +56,10 @@ class ModelInfo(BaseModel):
     name: str
     card: dict[str, Any]
     provider: str
+    image_shape: list[int] = Field(description="[C, H, W] of the model's images")
+    latent_shape: list[int] = Field(description="[D], or [C, h, w] for a spatial latent")
+    labels: list[str] | None = Field(None, description="Class names, when the model has classes")
+    limits: ModelLimits
     inputs: dict[str, dict[str, list[int | str]]]
     outputs: dict[str, dict[str, list[int | str]]]
 

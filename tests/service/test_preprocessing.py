@@ -11,13 +11,13 @@ from PIL import Image
 
 from devtools.images import digit_array, digit_png_bytes, image_bytes
 from service.errors import PayloadTooLarge
-from service.preprocessing import border_level, decode_image, prepare_images, to_model_input
+from service.preprocessing import InputSpec, border_level, decode_image, prepare_images, to_model_input
 
 MAX_PIXELS = 10_000_000
 
 
 def model_input(data: bytes, rule: str = "mnist-digit", normalize: bool = True) -> np.ndarray:
-    return prepare_images([data], rule, (1, 28, 28), MAX_PIXELS, normalize)[0, 0]
+    return prepare_images([data], InputSpec(rule, (1, 28, 28)), MAX_PIXELS, normalize)[0, 0]
 
 
 def correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -117,3 +117,48 @@ def test_border_level_is_the_median_of_the_frame(shape):
             [values[:band].ravel(), values[-band:].ravel(), values[:, :band].ravel(), values[:, -band:].ravel()]
         )
         assert border_level(values) == float(np.median(frame))
+
+
+def rgba_bytes(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels.astype(np.uint8), "RGBA" if pixels.shape[2] == 4 else "RGB").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_fit_pads_a_wide_colour_image_keeping_its_aspect_ratio():
+    red = np.zeros((10, 40, 3), np.uint8)
+    red[..., 0] = 255
+    spec = InputSpec("fit", (3, 16, 16), background=(0, 0, 255), resize="pad")
+    out = prepare_images([rgba_bytes(red)], spec, MAX_PIXELS)[0]
+    assert out.shape == (3, 16, 16) and out.dtype == np.float32
+    # 40x10 -> 16x4, centred: rows 6..9 red, the rest the card's background (blue).
+    assert np.allclose(out[:, 7, 8], [1, 0, 0], atol=0.02)
+    assert np.allclose(out[:, 0, 8], [0, 0, 1]) and np.allclose(out[:, 15, 8], [0, 0, 1])
+
+
+def test_fit_crop_fills_the_frame_from_the_centre():
+    image = np.zeros((20, 60, 3), np.uint8)
+    image[:, 25:35] = 255  # a white band in the middle sixth
+    spec = InputSpec("fit", (3, 8, 8), resize="crop")
+    out = prepare_images([rgba_bytes(image)], spec, MAX_PIXELS)[0]
+    # 60x20 -> 24x8, the middle 8 columns kept: the band fills their centre, nothing is padded.
+    assert out.shape == (3, 8, 8)
+    assert out[:, :, 3:5].mean() > 0.8 and out[:, :, 0].max() < 0.2
+
+
+def test_fit_composites_transparency_on_the_card_background_and_never_inverts():
+    pixels = np.zeros((12, 12, 4), np.uint8)
+    pixels[4:8, 4:8] = (255, 255, 0, 255)  # an opaque yellow square on transparent black
+    spec = InputSpec("fit", (3, 12, 12), background=(0, 255, 0))
+    out = prepare_images([rgba_bytes(pixels)], spec, MAX_PIXELS)[0]
+    assert np.allclose(out[:, 0, 0], [0, 1, 0]) and np.allclose(out[:, 5, 5], [1, 1, 0])
+    gray = prepare_images([rgba_bytes(pixels)], InputSpec("fit", (1, 12, 12), background=(255, 255, 255)), MAX_PIXELS)
+    assert gray.shape == (1, 1, 12, 12) and gray[0, 0, 0, 0] == pytest.approx(1.0)  # white paper stays white
+
+
+def test_fit_without_normalize_only_converts_and_resizes():
+    image = np.random.default_rng(1).integers(0, 256, (30, 10, 3), dtype=np.uint8)
+    out = prepare_images([rgba_bytes(image)], InputSpec("fit", (3, 8, 16)), MAX_PIXELS, normalize=False)[0]
+    assert out.shape == (3, 8, 16)  # stretched, not padded
+    grayscale_upload = prepare_images([digit_png_bytes(0)], InputSpec("fit", (3, 28, 28)), MAX_PIXELS)[0]
+    assert np.allclose(grayscale_upload[0], grayscale_upload[2])  # gray becomes equal RGB channels
