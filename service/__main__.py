@@ -2,6 +2,7 @@
 
     python -m service [serve] [--host H] [--port P] [--model-dir DIR]   verify the models, then serve
     python -m service check [--model-dir DIR]                           verify every model; exit 0 or 2
+    python -m service package --encoder E --decoder D --name N --out DIR  your own ONNX graphs -> a model
 
 Options override the VAE_* environment (docs/configuration.md). On SIGTERM uvicorn stops
 accepting connections and waits for in-flight requests (up to VAE_SHUTDOWN_TIMEOUT_S); the
@@ -14,7 +15,7 @@ import logging
 import math
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 import uvicorn
@@ -22,10 +23,16 @@ from pydantic import ValidationError
 
 from service.app import create_app
 from service.config import Settings
+from service.packaging import PackageError, PackageOptions
+from service.packaging import package as package_model
 from service.registry import ModelLoadError, load_registry
 from service.state import ServiceState
 
 EXIT_INVALID = 2  # bad configuration or a model that cannot be served
+Preprocessing = Literal["fit", "mnist-digit", "fashion-product"]
+Likelihood = Literal["bernoulli", "gaussian"]
+DecoderOutput = Literal["auto", "probabilities", "logits"]
+Resize = Literal["pad", "crop"]
 
 cli = typer.Typer(
     add_completion=False, help=__doc__.split("\n\n")[0], context_settings={"help_option_names": ["-h", "--help"]}
@@ -101,6 +108,62 @@ def check(model_dir: ModelDirOption = None) -> None:
         latent = "x".join(map(str, model.latent_shape))
         typer.echo(f"ok  {name} {model.card.version}: image {shape}, latent {latent}, {model.provider}")
     typer.echo(f"{len(registry.models)} models can be served from {settings.model_dir} (default {registry.default})")
+
+
+@cli.command(
+    help="Check two ONNX graphs from any framework and write a model folder with its card; exit 2 naming each failed check."
+)
+def package(
+    encoder: Annotated[Path, typer.Option(help="The encoder graph: image [N, C, H, W] -> mu, logvar")],
+    decoder: Annotated[Path, typer.Option(help="The decoder graph: z [N, *latent] -> image [N, C, H, W]")],
+    name: Annotated[str, typer.Option(help="Model name, used as ?model=NAME")],
+    out: Annotated[Path, typer.Option(help="Model folder to write, e.g. models/NAME")],
+    preprocessing: Annotated[
+        Preprocessing, typer.Option(help="How uploads become model input (docs/preprocessing.md)")
+    ] = "fit",
+    likelihood: Annotated[Likelihood, typer.Option(help="The decoder's pixel likelihood")] = "bernoulli",
+    split_encoder_output: Annotated[
+        bool, typer.Option(help="The encoder has one output: mu and logvar along axis 1")
+    ] = False,
+    decoder_output: Annotated[
+        DecoderOutput,
+        typer.Option(help="auto: probabilities, refused outside [0, 1]; logits: the service applies a sigmoid"),
+    ] = "auto",
+    labels: Annotated[str | None, typer.Option(help="Class names, comma-separated")] = None,
+    background: Annotated[
+        str, typer.Option(help="fit: R,G,B (0-255) under transparency and as padding")
+    ] = "255,255,255",
+    resize: Annotated[Resize, typer.Option(help="fit: keep the aspect ratio and pad, or centre-crop")] = "pad",
+    dataset: Annotated[str, typer.Option(help="What it was trained on, for the card")] = "custom",
+) -> None:
+    try:
+        colour = tuple(int(part) for part in background.split(","))
+        if len(colour) != 3:
+            raise ValueError
+    except ValueError:
+        typer.echo(f"vae-service package: --background {background!r}: expected R,G,B such as 255,255,255", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    options = PackageOptions(
+        name=name,
+        preprocessing=preprocessing,
+        likelihood=likelihood,
+        split_encoder_output=split_encoder_output,
+        decoder_output=decoder_output,
+        labels=[label.strip() for label in labels.split(",")] if labels else None,
+        background=colour,
+        resize=resize,
+        dataset=dataset,
+    )
+    try:
+        card = package_model(encoder, decoder, out, options)
+    except PackageError as exc:
+        for problem in exc.problems:
+            typer.echo(f"package: {problem}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    typer.echo(
+        f"packaged {name}: image {card['image_shape']}, latent {card['latent_shape']}, decoder {card['decoder_output']}"
+        f" -> {out / 'model.json'}; serve it with VAE_MODEL_DIR={out.parent}"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

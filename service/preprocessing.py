@@ -256,9 +256,8 @@ def prepare_image(data: bytes, spec: InputSpec, max_pixels: int, normalize: bool
     if not normalize:
         values = _resize(values, width, height)
     else:
-        backdrop = np.asarray(spec.background, dtype=np.float32) / np.float32(255.0)
-        if channels == 1:
-            backdrop = np.float32(luminance(spec.background))
+        colour = spec.background if channels == 3 else (luminance(spec.background) * 255,)
+        backdrop = np.asarray(colour, dtype=np.float32) / np.float32(255.0)
         values = fit(values, height, width, backdrop, spec.resize)
     return values[None] if channels == 1 else np.ascontiguousarray(values.transpose(2, 0, 1))
 
