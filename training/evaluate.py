@@ -24,10 +24,12 @@ from training.distributed import set_threads
 from training.export import check_parity, export_graph
 from training.model import LOG_2PI, VAE, bits_per_dim, test_elbo
 
+MAX_DECODED_VALUES = 1 << 25
+
 
 @torch.inference_mode()
 def importance_sampled_nll(
-    model: VAE, targets: torch.Tensor, k: int = 1000, seed: int = 0, max_rows: int = 8192, decode=None
+    model: VAE, targets: torch.Tensor, k: int = 1000, seed: int = 0, max_rows: int | None = None, decode=None
 ) -> torch.Tensor:
     """Per-image -log p(x) in nats, estimated with k importance samples.
 
@@ -36,6 +38,8 @@ def importance_sampled_nll(
     """
     decode = decode or model.decode
     model.eval()
+    # Decode passes of at most MAX_DECODED_VALUES pixels: bigger ones run slower on CPU.
+    max_rows = max_rows or max(1, min(8192, MAX_DECODED_VALUES // targets[0].numel()))
     generator = torch.Generator().manual_seed(seed)
     images_per_pass = max(1, min(len(targets), max_rows // min(k, max_rows)))
     samples_per_pass = max(1, min(k, max_rows // images_per_pass))
