@@ -68,12 +68,62 @@ def test_reconstruct_writes_the_reconstruction(vae, digit_png, tmp_path):
     assert Image.open(tmp_path / "out.png").size == (28, 28)
 
 
+def table_rows(output: str) -> dict[str, dict[str, str]]:
+    """`vae models` output -> {name: {column: cell}} (the default's name is marked " *")."""
+    header, *lines = [line for line in output.splitlines() if line and not line.startswith("(")]
+    columns = header.split()
+    rows = {}
+    for line in lines:
+        cells = line.replace(" *", "").split()
+        rows[cells[0]] = dict(zip(columns, cells, strict=True))
+    return rows
+
+
 def test_models_lists_the_shipped_models(vae):
     table = vae("models")
     assert table.exit_code == 0, table.output
     assert "mnist *" in table.output and "fashion-mnist" in table.output
+    mnist = table_rows(table.output)["mnist"]
+    assert (mnist["DATASET"], mnist["IMAGE"], mnist["LATENT"]) == ("mnist", "1x28x28", str(LATENT_DIM))
     listing = json.loads(vae("models", "--json").output)
     assert listing["default"] == "mnist" and {m["name"] for m in listing["models"]} >= {"mnist"}
+    shipped = {m["name"]: m for m in listing["models"]}["mnist"]
+    assert shipped["image_shape"] == [1, 28, 28] and shipped["latent_shape"] == [LATENT_DIM]
+
+
+def test_colour_samples_are_saved_as_an_rgb_grid(colour_server, tmp_path):
+    url = colour_server.base_url
+    result = CliRunner().invoke(
+        app, ["--url", url, "sample", "-n", "4", "-o", str(tmp_path / "x.png"), "--model", "rgb"]
+    )
+    assert result.exit_code == 0, result.output
+    grid = Image.open(tmp_path / "x.png")
+    assert grid.mode == "RGB" and grid.size == (2 * 16 + 2, 2 * 12 + 2)
+
+
+def test_models_table_shows_image_and_spatial_latent_shapes(colour_server):
+    table = CliRunner().invoke(app, ["--url", colour_server.base_url, "models"])
+    assert table.exit_code == 0, table.output
+    rgb = table_rows(table.output)["rgb"]
+    assert (rgb["IMAGE"], rgb["LATENT"]) == ("3x12x16", "2x3x4")
+    listing = json.loads(CliRunner().invoke(app, ["--url", colour_server.base_url, "models", "--json"]).output)
+    (model,) = listing["models"]
+    assert model["labels"] == ["cat", "dog"] and model["limits"]["max_upload_images"] >= 1
+
+
+def test_spatial_latents_go_from_encode_to_decode_through_npy(colour_server, colour_png, tmp_path):
+    def vae_colour(*args):
+        return CliRunner().invoke(app, ["--url", colour_server.base_url, *map(str, args)])
+
+    encoded = vae_colour("encode", colour_png, "-o", tmp_path / "z.npy")
+    assert encoded.exit_code == 0, encoded.output
+    (line,) = [json.loads(text) for text in encoded.stdout.splitlines() if text.startswith("{")]
+    assert np.asarray(line["mu"]).shape == (2, 3, 4) and np.asarray(line["logvar"]).shape == (2, 3, 4)
+    assert np.load(tmp_path / "z.npy").shape == (1, 2, 3, 4)
+    decoded = vae_colour("decode", tmp_path / "z.npy", "-o", tmp_path / "decoded.png")
+    assert decoded.exit_code == 0, decoded.output
+    image = Image.open(tmp_path / "decoded.png")
+    assert image.mode == "RGB" and image.size == (16, 12)
 
 
 def test_health_and_ready(vae):

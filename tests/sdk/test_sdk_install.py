@@ -27,12 +27,14 @@ CHECK = textwrap.dedent(
 
     # Without Pillow, arrays still upload as PNG and results still save a PNG grid.
     grid = SampleResult(images=np.zeros((4, 1, 28, 28), np.float32)).save_grid("grid.png")
-    uploads = to_uploads(np.zeros((2, 28, 28), np.uint8))
+    rgb_grid = SampleResult(images=np.zeros((4, 3, 12, 16), np.float32)).save_grid("rgb.png")
+    uploads = to_uploads([np.zeros((2, 28, 28), np.uint8), np.zeros((1, 3, 12, 16), np.float32)])
     print(json.dumps({
         "version": vae_client.__version__,
         "absent": [name for name in ("fastapi", "onnxruntime", "torch", "PIL", "typer")
                    if importlib.util.find_spec(name) is None],
         "grid_png": open(grid, "rb").read(8) == b"\\x89PNG\\r\\n\\x1a\\n",
+        "colour_types": [open(path, "rb").read(26)[25] for path in (grid, rgb_grid)],  # IHDR colour type
         "uploads": [upload.content_type for upload in uploads],
     }))
     """
@@ -57,6 +59,7 @@ def test_sdk_installs_into_a_clean_venv_without_service_or_training_dependencies
     report = json.loads(run(python, "-c", CHECK, cwd=tmp_path).strip().splitlines()[-1])
     assert report["absent"] == ["fastapi", "onnxruntime", "torch", "PIL", "typer"]
     assert report["version"] and report["grid_png"]
-    assert report["uploads"] == ["image/png", "image/png"]
+    assert report["uploads"] == ["image/png"] * 3
+    assert report["colour_types"] == [0, 2]  # grayscale, RGB
     without_typer = subprocess.run([env_dir / "bin" / "vae", "--help"], capture_output=True, text=True)
     assert without_typer.returncode != 0 and "pip install 'vae-client[cli]'" in without_typer.stderr

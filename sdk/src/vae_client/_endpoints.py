@@ -2,10 +2,13 @@
 
 Bulk data travels as `.npy` both ways (`format=npy`, `application/x-npy`); images go up as
 multipart `file` parts. Both clients build every request here, so they cannot drift apart.
+Shapes come from the model that answered (`X-Latent-Shape`, the arrays themselves), never from
+assumptions about it: images are [N, C, H, W], latents [N, *latent_shape].
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
@@ -47,17 +50,34 @@ def _json(response: httpx.Response) -> Any:
         raise unexpected_response(response, "JSON", problem) from problem
 
 
+def _sizes(text: str | None) -> tuple[int, ...] | None:
+    """The sizes in a header such as `2,3,4`, as (2, 3, 4); None if it is missing or malformed."""
+    parts = [part.strip() for part in (text or "").split(",")]
+    if not all(part.isdigit() and int(part) > 0 for part in parts):
+        return None
+    return tuple(int(part) for part in parts)
+
+
+def _latent_shape(response: httpx.Response) -> tuple[int, ...] | None:
+    """`X-Latent-Shape`, else (`X-Latent-Dim`,) from a server that sends only that."""
+    return _sizes(response.headers.get("X-Latent-Shape")) or _sizes(response.headers.get("X-Latent-Dim"))
+
+
 def _image_headers(response: httpx.Response) -> dict[str, Any]:
-    """The model that answered, from the `X-Model` / `X-Latent-Dim` headers of image answers."""
-    latent_dim = response.headers.get("X-Latent-Dim")
+    """The model that answered and its latent shape, from the headers of image answers."""
+    latent_shape = _latent_shape(response)
     return {
         "model": response.headers.get("X-Model"),
-        "latent_dim": int(latent_dim) if latent_dim and latent_dim.isdigit() else None,
+        "latent_dim": None if latent_shape is None else math.prod(latent_shape),
+        "latent_shape": latent_shape,
     }
 
 
 def _images(response: httpx.Response) -> np.ndarray:
-    return _array(response).astype(np.float32, copy=False)
+    images = _array(response).astype(np.float32, copy=False)
+    if images.ndim != 4:
+        raise unexpected_response(response, "float32 images [N, C, H, W]", ValueError(f"shape {images.shape}"))
+    return images
 
 
 def sample(n: int, seed: int | None, temperature: float, model: str | None) -> Call[SampleResult]:
@@ -73,11 +93,36 @@ def sample(n: int, seed: int | None, temperature: float, model: str | None) -> C
     )
 
 
+def _latents_to_send(latents: Any) -> np.ndarray:
+    """float32 latents from an array or nested lists, in any shape the service takes: [D], [N, D],
+    [C', h, w] or [N, C', h, w]. The server checks the shape against the model's and names the
+    expected one when it is wrong."""
+    try:
+        array = np.asarray(latents, dtype=np.float32)
+    except (TypeError, ValueError) as problem:  # ragged lists, strings, objects
+        raise ValueError(f"latents must be a rectangular array of numbers ({problem})") from None
+    if array.ndim == 0 or array.size == 0:
+        raise ValueError(f"latents must hold at least one latent, got shape {list(array.shape)}")
+    return array
+
+
+def _as_sent(sent: np.ndarray, rows: int, latent_shape: tuple[int, ...] | None) -> np.ndarray:
+    """The latents that were decoded, [N, *latent_shape]: what was sent, with its batch axis
+    (one latent had none) and in the model's shape (flat vectors for a spatial latent)."""
+    if latent_shape is not None and sent.size == rows * math.prod(latent_shape):
+        return sent.reshape(rows, *latent_shape)
+    if sent.ndim > 1 and len(sent) == rows:  # no shape header: trust the batch axis that was sent
+        return sent
+    return sent[None] if rows == 1 else sent
+
+
 def decode(latents: Any, model: str | None) -> Call[DecodeResult]:
-    sent = np.asarray(latents, dtype=np.float32)
+    sent = _latents_to_send(latents)
 
     def parse(response: httpx.Response) -> DecodeResult:
-        return DecodeResult(images=_images(response), latents=np.atleast_2d(sent), **_image_headers(response))
+        headers = _image_headers(response)
+        images = _images(response)
+        return DecodeResult(images=images, latents=_as_sent(sent, len(images), headers["latent_shape"]), **headers)
 
     return Call(
         "POST",
@@ -120,19 +165,21 @@ def _names(uploads: list[Upload]) -> list[str | None]:
 
 
 def _parse_encoding(response: httpx.Response, uploads: list[Upload], sample: bool) -> EncodeResult:
-    stacked = _array(response).astype(np.float32, copy=False)  # [N, K, D]
+    stacked = _array(response).astype(np.float32, copy=False)  # [N, K, *latent_shape]
     names = response.headers.get("X-Latent-Fields", "mu,logvar,z" if sample else "mu,logvar")
     fields = [name.strip() for name in names.split(",")]
-    if stacked.ndim != 3 or stacked.shape[1] != len(fields) or not {"mu", "logvar"} <= set(fields):
+    if stacked.ndim < 3 or stacked.shape[1] != len(fields) or not {"mu", "logvar"} <= set(fields):
         problem = ValueError(f"shape {stacked.shape}, X-Latent-Fields {names!r}")
-        raise unexpected_response(response, "float32 [N, K, D] with fields mu,logvar[,z]", problem)
+        raise unexpected_response(response, "float32 [N, K, *latent_shape] with fields mu,logvar[,z]", problem)
     arrays = {name: stacked[:, index] for index, name in enumerate(fields)}
+    latent_shape = tuple(stacked.shape[2:])  # the array says it, whatever the headers
     return EncodeResult(
         mu=arrays["mu"],
         logvar=arrays["logvar"],
         z=arrays.get("z"),
         model=response.headers.get("X-Model"),
-        latent_dim=stacked.shape[2],
+        latent_dim=math.prod(latent_shape),
+        latent_shape=latent_shape,
         filenames=_names(uploads),
     )
 
@@ -146,6 +193,7 @@ def _merge_encodings(parts: list[EncodeResult]) -> EncodeResult:
         z=None if parts[0].z is None else np.concatenate([part.z for part in parts]),
         model=parts[0].model,
         latent_dim=parts[0].latent_dim,
+        latent_shape=parts[0].latent_shape,
         filenames=[name for part in parts for name in part.filenames],
     )
 
@@ -162,6 +210,7 @@ def _merge_reconstructions(parts: list[ReconstructResult]) -> ReconstructResult:
         filenames=[name for part in parts for name in part.filenames],
         model=parts[0].model,
         latent_dim=parts[0].latent_dim,
+        latent_shape=parts[0].latent_shape,
     )
 
 

@@ -1,7 +1,10 @@
 """Image bytes in and out: uploads for /encode and /reconstruct, PNG grids, `.npy` payloads.
 
 Pillow is optional. Without it, arrays are written as PNG by a tiny zlib-based encoder
-(8-bit grayscale only, which is all the service's models consume).
+(8-bit grayscale, RGB or RGBA: what the service's models consume and produce).
+
+Arrays of pixels come in two layouts: the model layout [N, C, H, W] (C = 1 or 3, what results
+hold) and the image layout, [H, W] grayscale or [H, W, C] channels last, which PNG encoding takes.
 """
 
 from __future__ import annotations
@@ -79,11 +82,18 @@ def to_uint8(pixels: np.ndarray) -> np.ndarray:
     raise TypeError(f"unsupported image array dtype {pixels.dtype}; use uint8 or float in [0, 1]")
 
 
-def encode_png(gray: np.ndarray) -> bytes:
-    """PNG bytes of a 2-D grayscale image (uint8, or float in [0, 1])."""
-    pixels = to_uint8(np.asarray(gray))
-    if pixels.ndim != 2:
-        raise ValueError(f"encode_png takes one 2-D grayscale image, got shape {pixels.shape}")
+#: PNG colour type by channels last: grayscale, RGB, RGBA.
+_PNG_COLOUR_TYPES = {1: 0, 3: 2, 4: 6}
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    """PNG bytes of one image: [H, W] grayscale or [H, W, C] with C = 1, 3 (RGB) or 4 (RGBA);
+    uint8, or float in [0, 1]."""
+    pixels = to_uint8(np.asarray(pixels))
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[:, :, 0]
+    if pixels.ndim != 2 and not (pixels.ndim == 3 and pixels.shape[2] in _PNG_COLOUR_TYPES):
+        raise ValueError(f"encode_png takes one [H, W] grayscale or [H, W, 3|4] colour image, got shape {pixels.shape}")
     if PILImage is not None:
         buffer = io.BytesIO()
         PILImage.fromarray(np.ascontiguousarray(pixels)).save(buffer, format="PNG")
@@ -92,14 +102,16 @@ def encode_png(gray: np.ndarray) -> bytes:
 
 
 def _encode_png_zlib(pixels: np.ndarray) -> bytes:
-    """Minimal PNG writer (8-bit grayscale, filter 0 on every row) for installs without Pillow."""
-    height, width = pixels.shape
-    rows = np.hstack([np.zeros((height, 1), np.uint8), np.ascontiguousarray(pixels)])
+    """Minimal PNG writer (8-bit grayscale, RGB or RGBA; filter 0 on every row) for installs without Pillow."""
+    height, width = pixels.shape[:2]
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    scanlines = np.ascontiguousarray(pixels).reshape(height, width * channels)
+    rows = np.hstack([np.zeros((height, 1), np.uint8), scanlines])
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit, grayscale
+    header = struct.pack(">IIBBBBB", width, height, 8, _PNG_COLOUR_TYPES[channels], 0, 0, 0)  # 8 bits a channel
     return (
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", header)
@@ -111,26 +123,38 @@ def _encode_png_zlib(pixels: np.ndarray) -> bytes:
 def split_images(images: Any) -> list[Any]:
     """One list entry per image; a lone path, bytes, PIL image or single array becomes [it].
 
-    Arrays follow the model layout: [H, W] is one image, [N, H, W] and [N, 1, H, W] are N.
+    Arrays become one [H, W] or [H, W, C] array per image (see `array_images`).
     """
     if isinstance(images, (str, os.PathLike, bytes, bytearray, memoryview)):
         return [images]
     if PILImage is not None and isinstance(images, PILImage.Image):
         return [images]
     if isinstance(images, np.ndarray):
-        if images.ndim == 2:
-            return [images]
-        if images.ndim == 3:
-            return list(images)
-        if images.ndim == 4 and images.shape[1] == 1:
-            return [image[0] for image in images]
-        raise ValueError(
-            f"image arrays must be [H, W], [N, H, W] or [N, 1, H, W] (grayscale), got shape "
-            f"{images.shape}; pass colour images as files, bytes or PIL images"
-        )
+        return array_images(images)
     if isinstance(images, Iterable):
         return [image for item in images for image in split_images(item)]
     raise TypeError(f"cannot upload {type(images).__name__}: expected a path, bytes, PIL image or array")
+
+
+def array_images(images: np.ndarray) -> list[np.ndarray]:
+    """The images in an array, each [H, W] or [H, W, C] (the layout PNG encoding takes).
+
+    [H, W] is one grayscale image and [H, W, 3|4] one colour image (channels last, as
+    `np.asarray(pil_image)` gives); [N, H, W] is N grayscale images; [N, C, H, W] with C = 1 or 3
+    is N images in the model layout (what results hold), and [N, H, W, 3|4] N colour images.
+    """
+    if images.ndim == 2:
+        return [images]
+    if images.ndim == 3:
+        return [images] if images.shape[2] in (3, 4) else list(images)
+    if images.ndim == 4 and images.shape[1] in (1, 3):
+        return [image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0) for image in images]
+    if images.ndim == 4 and images.shape[3] in (3, 4):
+        return list(images)
+    raise ValueError(
+        f"image arrays must be [H, W], [H, W, 3], [N, H, W], [N, C, H, W] (C = 1 or 3) or [N, H, W, 3], "
+        f"got shape {images.shape}"
+    )
 
 
 def to_upload(image: Any, index: int) -> Upload:
@@ -143,8 +167,7 @@ def to_upload(image: Any, index: int) -> Upload:
         content = bytes(image)
         return Upload(f"image-{index}", content, sniff_content_type(content), None)
     if isinstance(image, np.ndarray):
-        pixels = image[0] if image.ndim == 3 and image.shape[0] == 1 else image
-        return Upload(f"image-{index}.png", encode_png(pixels), "image/png", None)
+        return Upload(f"image-{index}.png", encode_png(image), "image/png", None)
     if PILImage is not None and isinstance(image, PILImage.Image):
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
@@ -160,19 +183,32 @@ def to_uploads(images: Any) -> list[Upload]:
     return uploads
 
 
+def channels_last(images: np.ndarray) -> np.ndarray:
+    """Model-layout images [N, C, H, W] -> [N, H, W] for C = 1, [N, H, W, C] otherwise; [N, H, W]
+    and [H, W] (grayscale) are returned with a batch axis, as [N, H, W]."""
+    if images.ndim == 4:
+        return images[:, 0] if images.shape[1] == 1 else images.transpose(0, 2, 3, 1)
+    if images.ndim == 3:
+        return images
+    if images.ndim == 2:
+        return images[None]
+    raise ValueError(f"images must be [N, C, H, W], [N, H, W] or [H, W], got shape {images.shape}")
+
+
 def grid(images: np.ndarray, padding: int = 2) -> np.ndarray:
-    """uint8 [H, W] grid laid out as the service's PNG: ceil(sqrt(n)) columns, black padding."""
-    pixels = to_uint8(np.asarray(images))
-    if pixels.ndim == 4:
-        pixels = pixels[:, 0]
-    if pixels.ndim == 2:
-        pixels = pixels[None]
-    count, height, width = pixels.shape
+    """uint8 grid laid out as the service's PNG: ceil(sqrt(n)) columns, black padding.
+
+    `images` [N, C, H, W] (or grayscale [N, H, W], [H, W]) gives [H', W'] for C = 1 and
+    [H', W', C] for colour; a single image is returned as itself.
+    """
+    pixels = channels_last(to_uint8(np.asarray(images)))
+    count, height, width = pixels.shape[:3]
     if count == 1:
         return pixels[0]
     columns = math.ceil(math.sqrt(count))
     rows = math.ceil(count / columns)
-    canvas = np.zeros((rows * height + (rows - 1) * padding, columns * width + (columns - 1) * padding), np.uint8)
+    shape = (rows * height + (rows - 1) * padding, columns * width + (columns - 1) * padding, *pixels.shape[3:])
+    canvas = np.zeros(shape, np.uint8)
     for index, cell in enumerate(pixels):
         top = (index // columns) * (height + padding)
         left = (index % columns) * (width + padding)

@@ -46,7 +46,10 @@ ImagesArgument = Annotated[
     typer.Argument(help="Image files (PNG, JPEG, BMP, GIF, WebP).", exists=True, dir_okay=False, readable=True),
 ]
 RawOption = Annotated[
-    bool, typer.Option("--raw", help="Skip dataset-style normalisation: only grayscale + resize to 28x28.")
+    bool,
+    typer.Option(
+        "--raw", help="Skip dataset-style normalisation: only convert to the model's channels and resize to its size."
+    ),
 ]
 SampleOption = Annotated[bool, typer.Option("--sample", help="Draw z from the posterior instead of using its mean.")]
 ImageOutputOption = Annotated[Path, typer.Option("-o", "--output", help="Output .png (grid) or .npy (array).")]
@@ -92,7 +95,7 @@ def _connect(ctx: typer.Context) -> Iterator[Client]:
 
 
 def _save(result: ImageResult, output: Path) -> str:
-    """`.npy` keeps the float32 [N, 1, 28, 28] array; anything else is a PNG grid."""
+    """`.npy` keeps the float32 [N, C, H, W] array; anything else is a PNG grid (RGB for colour models)."""
     if output.suffix.lower() == ".npy":
         result.save_npy(output)
         return "array"
@@ -135,7 +138,7 @@ def encode(
     ctx: typer.Context,
     images: ImagesArgument,
     output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="Also save the latents [N, D] (z or mu) as .npy.")
+        Path | None, typer.Option("-o", "--output", help="Also save the latents [N, *latent_shape] (z or mu) as .npy.")
     ] = None,
     sample: SampleOption = False,
     seed: SeedOption = None,
@@ -155,11 +158,18 @@ def encode(
 @app.command()
 def decode(
     ctx: typer.Context,
-    latents: Annotated[Path, typer.Argument(help=".npy file of latents [N, D] or [D].", exists=True, dir_okay=False)],
+    latents: Annotated[
+        Path,
+        typer.Argument(
+            help=".npy file of latents [N, *latent_shape] or one latent (e.g. [N, D], [D], [N, C, h, w]).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
     output: ImageOutputOption = Path("decoded.png"),
     model: ModelOption = None,
 ) -> None:
-    """Decode latent vectors from a .npy file into images."""
+    """Decode latents from a .npy file into images."""
     with _connect(ctx) as client:
         result = client.decode(load_npy(latents.read_bytes()), model=model)
         _report("image", result, output)
@@ -181,6 +191,11 @@ def reconstruct(
         _report("reconstruction", result, output)
 
 
+def _dims(shape: tuple[int, ...] | None) -> str | None:
+    """(3, 64, 64) -> "3x64x64"; (32,) -> "32"."""
+    return None if shape is None else "x".join(map(str, shape))
+
+
 @app.command()
 def models(
     ctx: typer.Context,
@@ -190,19 +205,13 @@ def models(
     with _connect(ctx) as client:
         listing = client.models()
     if as_json:
-        body = {
-            "default": listing.default,
-            "models": [
-                {"name": m.name, "card": m.card, "provider": m.provider, "inputs": m.inputs, "outputs": m.outputs}
-                for m in listing
-            ],
-        }
+        body = {"default": listing.default, "models": [info.to_json() for info in listing]}
         typer.echo(json.dumps(body, indent=2))
         return
-    rows: list[tuple[str, ...]] = [("NAME", "DATASET", "LATENT", "VERSION", "PROVIDER")]
+    rows: list[tuple[str, ...]] = [("NAME", "DATASET", "IMAGE", "LATENT", "VERSION", "PROVIDER")]
     for info in listing:
         name = f"{info.name} *" if info.name == listing.default else info.name
-        cells = (info.dataset, info.latent_dim, info.version, info.provider)
+        cells = (info.dataset, _dims(info.image_shape), _dims(info.latent_shape), info.version, info.provider)
         rows.append((name, *(str(cell) if cell is not None else "-" for cell in cells)))
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     for row in rows:

@@ -83,15 +83,24 @@ class Client(ClientBase):
     ) -> EncodeResult:
         """Posterior mu and logvar (and z when `sample`) of one or many images in one request.
 
-        `images`: a path, bytes, PIL image, array ([H, W], [N, H, W], [N, 1, H, W]; uint8 or
-        float in [0, 1]) or a list of these. `normalize=False` skips the dataset-style
-        preprocessing (only grayscale + resize). More than `max_upload_images` images are sent
-        as several requests (request k seeded with seed + k) and the results joined in order.
+        `images`: a path, bytes, PIL image, array (grayscale [H, W] or [N, H, W]; colour
+        [H, W, 3]; the model layout [N, C, H, W] that results hold; uint8 or float in [0, 1]) or
+        a list of these; colour or grayscale, the service converts them to the model's input.
+        `normalize=False` skips the dataset-style preprocessing (only conversion to the model's
+        channels and a resize to its image size). Arrays `mu`, `logvar`, `z` are
+        [N, *latent_shape]. More than `max_upload_images` images are sent as several requests
+        (request k seeded with seed + k) and the results joined in order.
         """
         return self._execute_plan(endpoints.encode(images, model, normalize, sample, seed, self.max_upload_images))
 
     def decode(self, latents: Any, *, model: str | None = None) -> DecodeResult:
-        """Images from latent vectors, [N, D] or [D]."""
+        """Images [N, C, H, W] from latents shaped [N, *latent_shape] or one latent without N.
+
+        `latents`: an array or nested lists, e.g. [N, D] or [D] for a flat latent, [N, C', h, w]
+        or [C', h, w] for a spatial one (also as flat [N, D] vectors where the model allows it),
+        such as `encode(...).mu`. Sent as float32 `.npy`; a wrong shape is `InvalidRequest`
+        naming the expected one.
+        """
         return self._execute(endpoints.decode(latents, model))
 
     def reconstruct(

@@ -1,16 +1,19 @@
-"""Typed results. Image results hold float32 arrays [N, 1, 28, 28] with pixels in [0, 1]."""
+"""Typed results. Image results hold float32 arrays [N, C, H, W] with pixels in [0, 1], in the
+model's image shape (C = 1 grayscale or 3 RGB); latents are [N, *latent_shape] ([N, D] for a flat
+latent, [N, C', h, w] for a spatial one)."""
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._images import encode_png, grid, npy_bytes, require_pillow, to_uint8
+from ._images import channels_last, encode_png, grid, npy_bytes, require_pillow, to_uint8
 
 __all__ = [
     "ImageResult",
@@ -19,6 +22,7 @@ __all__ = [
     "ReconstructResult",
     "EncodeResult",
     "ModelInfo",
+    "ModelLimits",
     "ModelList",
     "Health",
     "Readiness",
@@ -28,32 +32,38 @@ __all__ = [
 # eq=False: dataclass equality on ndarrays would raise "truth value is ambiguous".
 @dataclass(frozen=True, eq=False, kw_only=True)
 class ImageResult:
-    """Images from the service and the model that made them."""
+    """Images [N, C, H, W] from the service and the model that made them (its latent shape too)."""
 
     images: np.ndarray
     model: str | None = None
     latent_dim: int | None = None
+    latent_shape: tuple[int, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.images)
 
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        """[C, H, W] of one image."""
+        return tuple(self.images.shape[1:])
+
     def to_pil(self) -> list[Any]:
-        """One 8-bit grayscale PIL image per row (needs Pillow)."""
+        """One 8-bit PIL image per row: mode "L" for grayscale models, "RGB" for colour (needs Pillow)."""
         image_module = require_pillow("to_pil()")
-        return [image_module.fromarray(to_uint8(image[0])) for image in self.images]
+        return [image_module.fromarray(np.ascontiguousarray(pixels)) for pixels in channels_last(to_uint8(self.images))]
 
     def grid(self, padding: int = 2) -> np.ndarray:
-        """uint8 grid of all images laid out like the service's PNG output."""
+        """uint8 grid of all images laid out like the service's PNG output: [H, W], or [H, W, 3] for colour."""
         return grid(self.images, padding=padding)
 
     def save_grid(self, path: str | os.PathLike[str], padding: int = 2) -> Path:
-        """Write all images as one PNG grid (works without Pillow); returns the path."""
+        """Write all images as one PNG grid, RGB for colour models (works without Pillow); returns the path."""
         target = Path(path)
         target.write_bytes(encode_png(self.grid(padding=padding)))
         return target
 
     def save_npy(self, path: str | os.PathLike[str]) -> Path:
-        """Write the float32 [N, 1, H, W] array as `.npy`; returns the path."""
+        """Write the float32 [N, C, H, W] array as `.npy`; returns the path."""
         target = Path(path)
         target.write_bytes(npy_bytes(self.images))
         return target
@@ -74,7 +84,7 @@ class SampleResult(ImageResult):
 
 @dataclass(frozen=True, eq=False, kw_only=True)
 class DecodeResult(ImageResult):
-    """Images decoded from `latents` (float32 [N, D], as sent)."""
+    """Images decoded from `latents`: what was sent, as float32 [N, *latent_shape]."""
 
     latents: np.ndarray
 
@@ -93,13 +103,15 @@ class ReconstructResult(ImageResult):
 
 @dataclass(frozen=True, eq=False, kw_only=True)
 class EncodeResult:
-    """Posterior parameters for each uploaded image, in upload order: arrays [N, D]."""
+    """Posterior parameters for each uploaded image, in upload order: arrays [N, *latent_shape]
+    ([N, D] for a flat latent, [N, C', h, w] for a spatial one)."""
 
     mu: np.ndarray
     logvar: np.ndarray
     z: np.ndarray | None = None
     model: str | None = None
     latent_dim: int | None = None
+    latent_shape: tuple[int, ...] | None = None
     filenames: list[str | None] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -117,18 +129,63 @@ class EncodeResult:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ModelLimits:
+    """What one request to a model may ask for, and its batch and queue sizes in rows per graph."""
+
+    max_sample_n: int
+    max_upload_images: int
+    batch_rows: dict[str, int] = field(default_factory=dict)
+    queue_rows: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> ModelLimits:
+        return cls(
+            max_sample_n=int(body["max_sample_n"]),
+            max_upload_images=int(body["max_upload_images"]),
+            batch_rows=dict(body.get("batch_rows") or {}),
+            queue_rows=dict(body.get("queue_rows") or {}),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "batch_rows": self.batch_rows,
+            "queue_rows": self.queue_rows,
+            "max_sample_n": self.max_sample_n,
+            "max_upload_images": self.max_upload_images,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
 class ModelInfo:
-    """One served model: its card (model.json) and its ONNX graph signatures."""
+    """One served model: its card (model.json), image and latent shapes, class labels, request
+    limits, and its ONNX graph signatures.
+
+    `image_shape` is [C, H, W] (C = 1 grayscale, 3 RGB); `latent_shape` [D] or [C', h, w].
+    From a server older than these fields they come from the card and the graph signatures
+    (None when neither says), and `limits` is None.
+    """
 
     name: str
     card: dict[str, Any]
     provider: str | None = None
     inputs: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
+    image_shape: tuple[int, ...] | None = None
+    latent_shape: tuple[int, ...] | None = None
+    labels: list[str] | None = None
+    limits: ModelLimits | None = None
 
     @property
     def latent_dim(self) -> int | None:
+        """Values in one latent: the product of `latent_shape`."""
+        if self.latent_shape is not None:
+            return math.prod(self.latent_shape)
         return self.card.get("latent_dim")
+
+    @property
+    def channels(self) -> int | None:
+        """1 for grayscale models, 3 for RGB."""
+        return self.image_shape[0] if self.image_shape else None
 
     @property
     def dataset(self) -> str | None:
@@ -140,13 +197,53 @@ class ModelInfo:
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> ModelInfo:
+        card = body.get("card") or {}
+        inputs = body.get("inputs") or {}
+        limits = body.get("limits")
+        latent_fallback = card.get("latent_shape") or ([card["latent_dim"]] if card.get("latent_dim") else None)
         return cls(
             name=body["name"],
-            card=body.get("card") or {},
+            card=card,
             provider=body.get("provider"),
-            inputs=body.get("inputs") or {},
+            inputs=inputs,
             outputs=body.get("outputs") or {},
+            image_shape=_shape(body.get("image_shape") or card.get("image_shape") or _graph_input(inputs, "encoder")),
+            latent_shape=_shape(body.get("latent_shape") or latent_fallback or _graph_input(inputs, "decoder")),
+            labels=body.get("labels", card.get("labels")),
+            limits=ModelLimits.from_json(limits) if limits else None,
         )
+
+    def to_json(self) -> dict[str, Any]:
+        """The `GET /models/{name}` body this was read from (as far as it is known)."""
+        return {
+            "name": self.name,
+            "card": self.card,
+            "provider": self.provider,
+            "image_shape": None if self.image_shape is None else list(self.image_shape),
+            "latent_shape": None if self.latent_shape is None else list(self.latent_shape),
+            "labels": self.labels,
+            "limits": None if self.limits is None else self.limits.to_json(),
+            "inputs": self.inputs,
+            "outputs": self.outputs,
+        }
+
+
+def _shape(dims: Any) -> tuple[int, ...] | None:
+    """A list of sizes as a tuple of ints; None unless every size is a positive int."""
+    if not isinstance(dims, (list, tuple)) or not dims:
+        return None
+    if not all(isinstance(dim, int) and not isinstance(dim, bool) and dim > 0 for dim in dims):
+        return None
+    return tuple(dims)
+
+
+def _graph_input(inputs: Mapping[str, Any], graph: str) -> list[Any] | None:
+    """Per-row shape of a graph's only input, from `inputs` {"encoder": {"image": ["N", 1, 28, 28]}}."""
+    tensors = inputs.get(graph)
+    if not isinstance(tensors, Mapping) or len(tensors) != 1:
+        return None
+    (dims,) = tensors.values()
+    return list(dims[1:]) if isinstance(dims, list) and len(dims) > 1 else None
 
 
 @dataclass(frozen=True, kw_only=True)
