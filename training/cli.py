@@ -13,7 +13,7 @@ from typing import Annotated, Optional, get_type_hints
 
 import typer
 
-from training.config import TrainConfig
+from training.config import DatasetName, TrainConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -63,7 +63,9 @@ def with_config_options(command):
 
 
 @app.command("prepare-data")
-def prepare_data(dataset: Annotated[list[str], typer.Argument()] = ["mnist", "fashion-mnist"]) -> None:  # noqa: B006
+def prepare_data(
+    dataset: Annotated[list[str], typer.Argument(help="mnist, fashion-mnist")] = ("mnist", "fashion-mnist"),
+) -> None:
     """Read the installed sources, verify counts and checksums, cache as .npz."""
     from training.data import load_dataset
 
@@ -89,7 +91,7 @@ def train(
 @app.command("train-classifier")
 def train_classifier_command(
     out: Annotated[Path, typer.Option(help="folder for classifier.pt and classifier.json")],
-    dataset: Annotated[str, typer.Option(help="built-in dataset")] = "mnist",
+    dataset: Annotated[DatasetName, typer.Option(help="built-in dataset")] = "mnist",
     run: Annotated[Optional[Path], typer.Option(help="train on the data of this VAE run instead")] = None,
     epochs: Annotated[int, typer.Option()] = 4,
     seed: Annotated[int, typer.Option()] = 0,
@@ -132,7 +134,7 @@ def export(
     version: Annotated[str, typer.Option()] = "1.0.0",
     compare_with: Annotated[
         list[Path], typer.Option(help="runs of the other likelihood, for the card's selection note")
-    ] = [],  # noqa: B006
+    ] = (),
     note: Annotated[Optional[str], typer.Option(help="free text for the card's training section")] = None,
 ) -> None:
     """Write encoder.onnx, decoder.onnx (checked against torch) and model.json."""

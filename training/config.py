@@ -96,7 +96,7 @@ class TrainConfig:
 
     def architecture(self) -> Architecture:
         return Architecture(
-            image_shape=tuple(self.image_shape),
+            image_shape=(self.image_shape[0], self.image_shape[1], self.image_shape[2]),
             latent_dim=self.latent_dim,
             channels=self.channels,
             hidden=self.hidden,

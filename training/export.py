@@ -12,6 +12,7 @@ import math
 import os
 import platform
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -240,7 +241,13 @@ def _selection(run_dir: Path, compare_with: list[Path], chosen: str) -> dict | N
 
 
 def export_run(
-    run_dir: Path, out_dir: Path, *, name: str, version: str, compare_with: list[Path] = (), note: str | None = None
+    run_dir: Path,
+    out_dir: Path,
+    *,
+    name: str,
+    version: str,
+    compare_with: Sequence[Path] = (),
+    note: str | None = None,
 ) -> dict:
     model, config = runs.load_model(run_dir)
     metrics = runs.read_eval(run_dir)

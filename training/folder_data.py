@@ -101,8 +101,8 @@ def decode(path: Path, spec: FolderSpec) -> np.ndarray:
     from PIL import Image, ImageOps
 
     height, width = spec.size
-    with Image.open(path) as image:
-        image = ImageOps.exif_transpose(image).convert("RGBA")
+    with Image.open(path) as opened:
+        image = ImageOps.exif_transpose(opened).convert("RGBA")
         canvas = Image.new("RGBA", image.size, (*spec.background, 255))
         canvas.alpha_composite(image)
         rgb = canvas.convert("RGB")

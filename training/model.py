@@ -37,9 +37,11 @@ class Architecture:
     @property
     def sides(self) -> list[tuple[int, int]]:
         """(height, width) at the input and after each stride-2 stage."""
-        sides = [tuple(self.image_shape[1:])]
-        while min(_conv_out(s) for s in sides[-1]) >= MIN_GRID_SIDE:
-            sides.append(tuple(_conv_out(s) for s in sides[-1]))
+        height, width = self.image_shape[1:]
+        sides = [(height, width)]
+        while min(_conv_out(height), _conv_out(width)) >= MIN_GRID_SIDE:
+            height, width = _conv_out(height), _conv_out(width)
+            sides.append((height, width))
         return sides
 
     @property
@@ -91,6 +93,9 @@ class Encoder(nn.Module):
         for width in arch.widths:
             layers += [nn.Conv2d(in_channels, width, 4, 2, 1), nn.ELU()]
             in_channels = width
+        self.hidden: nn.Module
+        self.to_mu: nn.Module
+        self.to_logvar: nn.Module
         if arch.latent_channels is None:
             self.features = nn.Sequential(*layers, nn.Flatten())
             self.hidden = nn.Sequential(nn.Linear(math.prod(arch.grid), arch.hidden), nn.ELU())

@@ -83,7 +83,7 @@ def train_epoch(run: Run, epoch: int) -> dict:
     train_seconds = time.perf_counter() - started
     train_means = _means(distributed.sum_over_processes(sums, run.session))
     test_means = test_set_metrics(run)
-    record = {
+    record: dict[str, object] = {
         "epoch": epoch + 1,
         **{f"train_{k}": round(v, 4) for k, v in train_means.items()},
         **{f"test_{k}": round(v, 4) for k, v in test_means.items()},
