@@ -49,9 +49,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         loaded = registry or load_registry(settings)
-        engine = Engine(loaded, settings)
-        for (model, graph), batcher in engine.batchers.items():
-            batcher.observer = metrics.graph_observer(model, graph, batcher.queue_depth)
+        engine = Engine(loaded, settings, lambda model, graph, b: metrics.graph_observer(model, graph, b.queue_depth))
         if settings.intra_op_threads > 1:
             logger.warning(
                 "intra_op_threads=%d: batched results may differ from unbatched ones in the last bit",

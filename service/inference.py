@@ -8,6 +8,7 @@ numpy's default_rng(seed) (FACTS.md: sampling ops in exported graphs cannot be s
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -15,6 +16,8 @@ import numpy as np
 from service.batching import BatchObserver, GraphBatcher
 from service.config import Settings
 from service.registry import GRAPHS, LoadedModel, Registry, graph_tensor_names
+
+ObserverFactory = Callable[[str, str, GraphBatcher], BatchObserver]
 
 logger = logging.getLogger("service.inference")
 
@@ -88,27 +91,37 @@ def _session_runner(model: LoadedModel, graph: str):
 
 
 class Engine:
-    """One GraphBatcher per (model, graph); the routes call encode/decode with numpy arrays."""
+    """One GraphBatcher per (model, graph), kept on the model itself: a request that resolved a
+    model keeps its batchers even while a reload swaps in a new version (which then drains)."""
 
-    def __init__(
-        self, registry: Registry, settings: Settings, observers: dict[tuple[str, str], BatchObserver] | None = None
-    ):
+    def __init__(self, registry: Registry, settings: Settings, observe: ObserverFactory | None = None):
         self.registry = registry
+        self.settings = settings
         self.timeout_s = settings.request_timeout_s
-        self.batchers: dict[tuple[str, str], GraphBatcher] = {}
-        for name, model in registry.models.items():
-            for graph in GRAPHS:
-                self.batchers[(name, graph)] = GraphBatcher(
-                    f"{name}/{graph}",
-                    _session_runner(model, graph),
-                    max_batch_rows=model.limits.batch_rows[graph],
-                    max_queue_rows=model.limits.queue_rows[graph],
-                    max_queue_delay_s=settings.max_queue_delay_ms / 1000.0,
-                    workers=settings.engine_workers,
-                    parallel_min_rows=settings.engine_spill_rows,
-                    seconds_per_batch=settings.retry_after_batch_s,
-                    observer=(observers or {}).get((name, graph)),
-                )
+        self.observe = observe
+        for model in registry.models.values():
+            self._attach(model)
+
+    @property
+    def batchers(self) -> dict[tuple[str, str], GraphBatcher]:
+        return {(m.name, g): b for m in self.registry.models.values() for g, b in m.batchers.items()}
+
+    def _attach(self, model: LoadedModel) -> None:
+        settings = self.settings
+        for graph in GRAPHS:
+            batcher = GraphBatcher(
+                f"{model.name}/{graph}",
+                _session_runner(model, graph),
+                max_batch_rows=model.limits.batch_rows[graph],
+                max_queue_rows=model.limits.queue_rows[graph],
+                max_queue_delay_s=settings.max_queue_delay_ms / 1000.0,
+                workers=settings.engine_workers,
+                parallel_min_rows=settings.engine_spill_rows,
+                seconds_per_batch=settings.retry_after_batch_s,
+            )
+            if self.observe is not None:
+                batcher.observer = self.observe(model.name, graph, batcher)
+            model.batchers[graph] = batcher
 
     def start(self) -> None:
         for batcher in self.batchers.values():
@@ -118,20 +131,42 @@ class Engine:
         for batcher in self.batchers.values():
             batcher.stop(timeout_s)
 
+    @staticmethod
+    def warm_up_model(model: LoadedModel) -> None:
+        """One inference per graph, straight on the sessions, so the first request pays no set-up cost."""
+        images = np.zeros((1, *model.image_shape), dtype=np.float32)
+        mu, _ = _session_runner(model, "encoder")(images)
+        _session_runner(model, "decoder")(mu)
+
     def warm_up(self) -> None:
-        """One inference per graph, straight on the sessions (no queue delay or request timeout),
-        so the first request pays no set-up cost."""
         for model in self.registry.models.values():
-            images = np.zeros((1, *model.image_shape), dtype=np.float32)
-            mu, _ = _session_runner(model, "encoder")(images)
-            _session_runner(model, "decoder")(mu)
+            self.warm_up_model(model)
+
+    def add(self, model: LoadedModel) -> LoadedModel | None:
+        """Serve `model` (verified and warmed up by the caller) from now on; returns the version it
+        replaces, whose batchers the caller drains with retire()."""
+        self._attach(model)
+        for batcher in model.batchers.values():
+            batcher.start()
+        previous = self.registry.models.get(model.name)
+        self.registry.models[model.name] = model
+        return previous
+
+    def remove(self, name: str) -> LoadedModel:
+        model = self.registry.models.pop(name)
+        return model
+
+    def retire(self, model: LoadedModel) -> None:
+        """Finish what `model`'s batchers hold, then free them (blocking; run it in a thread)."""
+        for batcher in model.batchers.values():
+            batcher.stop(self.settings.shutdown_timeout_s)
 
     async def encode(self, model: LoadedModel, images: np.ndarray) -> Encoded:
-        mu, logvar = await self.batchers[(model.name, "encoder")].infer(images, self.timeout_s)
+        mu, logvar = await model.batchers["encoder"].infer(images, self.timeout_s)
         return Encoded(mu, logvar)
 
     async def decode(self, model: LoadedModel, latents: np.ndarray) -> Decoded:
-        images, pixels = await self.batchers[(model.name, "decoder")].infer(latents, self.timeout_s)
+        images, pixels = await model.batchers["decoder"].infer(latents, self.timeout_s)
         return Decoded(images, pixels)
 
 

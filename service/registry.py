@@ -166,6 +166,7 @@ class LoadedModel:
     limits: ModelLimits
     inputs: dict[str, dict[str, list[int | str]]] = field(default_factory=dict)
     outputs: dict[str, dict[str, list[int | str]]] = field(default_factory=dict)
+    batchers: dict[str, Any] = field(default_factory=dict)  # graph -> its GraphBatcher, set by the Engine
 
     @property
     def latent_dim(self) -> int:
