@@ -26,6 +26,7 @@ from service.config import Settings
 from service.packaging import PackageError, PackageOptions
 from service.packaging import package as package_model
 from service.registry import ModelLoadError, load_registry
+from service.request_ids import RequestIdFilter
 from service.state import ServiceState
 
 EXIT_INVALID = 2  # bad configuration or a model that cannot be served
@@ -71,7 +72,11 @@ ModelDirOption = Annotated[
 @cli.command(help="Verify every model, then serve them with uvicorn (one worker). The default command.")
 def serve(host: HostOption = None, port: PortOption = None, model_dir: ModelDirOption = None) -> None:
     settings = load_settings(host=host, port=port, model_dir=model_dir)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
+    )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RequestIdFilter())
     try:
         registry = load_registry(settings)
     except ModelLoadError as exc:

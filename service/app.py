@@ -15,7 +15,10 @@ from service.config import Settings
 from service.handlers import install_error_handlers
 from service.inference import Engine
 from service.metrics import Metrics, MetricsMiddleware
+from service.oip import rest as oip_rest
+from service.oip.repository import ModelRepository
 from service.registry import Registry, load_registry
+from service.request_ids import RequestIdMiddleware
 from service.routes import generate, images, models, ops
 from service.state import ServiceState
 
@@ -57,8 +60,14 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             )
         engine.start()
         service.registry, service.engine = loaded, engine
+        service.repository = ModelRepository(engine)
+        grpc_server = None
         try:
             await asyncio.to_thread(engine.warm_up)
+            if settings.grpc_port is not None:
+                from service.oip.grpc_server import start_grpc  # imports grpc and the stubs only when asked
+
+                grpc_server = await start_grpc(service, settings.host, settings.grpc_port)
             # What is loaded by now lives as long as the process; frozen, the collector stops
             # walking it, which removes the long full-collection pauses under load.
             gc.collect()
@@ -72,6 +81,8 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         finally:
             # Uvicorn has already waited for in-flight requests; finish anything still queued.
             service.shutting_down, service.ready = True, False
+            if grpc_server is not None:
+                await grpc_server.stop(settings.shutdown_timeout_s)
             await asyncio.to_thread(engine.stop, settings.shutdown_timeout_s)
             service.image_executor.shutdown(wait=True)
             logger.info("stopped: queues drained")
@@ -89,8 +100,9 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.state.service = service
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    for module in (generate, images, models, ops):
-        app.include_router(module.router)
+    app.add_middleware(RequestIdMiddleware)
+    for router in (generate.router, images.router, models.router, ops.router, oip_rest.router):
+        app.include_router(router)
 
     def openapi_with_limits() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -86,6 +86,15 @@ class Settings(BaseSettings):
         description="Allocations between young-generation garbage collections, set once the models are loaded.",
     )
 
+    # Open Inference Protocol (docs/api.md)
+    grpc_port: int | None = Field(
+        None, ge=0, le=65535, description="Port for the OIP gRPC API on the bind address; off when unset."
+    )
+    model_control: bool = Field(
+        False,
+        description="Enable the OIP model repository extension (load and unload model folders): an admin operation.",
+    )
+
     # Server
     host: str = Field(
         "127.0.0.1", description="Bind address for `python -m service serve` (the container image sets 0.0.0.0)."

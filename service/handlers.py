@@ -36,6 +36,27 @@ CODE_OF_STATUS = {status: cls.code for cls, status in STATUS.items() if cls is n
 CODE_OF_STATUS.update({400: "invalid_request", 406: "invalid_request", 404: "not_found", 503: "not_ready"})
 
 
+# The same classes for gRPC (the OIP gRPC API), by their HTTP status.
+GRPC_CODE_OF_STATUS = {
+    400: "INVALID_ARGUMENT",
+    404: "NOT_FOUND",
+    405: "UNIMPLEMENTED",
+    413: "RESOURCE_EXHAUSTED",
+    415: "INVALID_ARGUMENT",
+    422: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+def grpc_code_of(error: errors.ServiceError) -> Any:
+    import grpc  # only the gRPC server calls this
+
+    return getattr(grpc.StatusCode, GRPC_CODE_OF_STATUS.get(status_of(error), "INTERNAL"))
+
+
 def status_of(error: errors.ServiceError) -> int:
     for cls in type(error).__mro__:
         if cls in STATUS:
@@ -83,6 +104,10 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     return response_for(exc)
 
 
+def describe_validation(exc: RequestValidationError) -> str:
+    return "; ".join(_describe(e) for e in exc.errors() if isinstance(e, dict)) or "invalid request"
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors_ = [e for e in exc.errors() if isinstance(e, dict)]
@@ -91,7 +116,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     for item in details:
         if not isinstance(item["input"], (str, int, float, bool, type(None))):
             item.pop("input")
-    message = "; ".join(_describe(e) for e in errors_) or "invalid request"
+    message = describe_validation(exc)
     return error_response(422, errors.InvalidRequest.code, message, {"errors": details})
 
 

@@ -12,6 +12,7 @@ from service.config import Settings
 from service.inference import Engine
 from service.inputs import Upload
 from service.metrics import Metrics
+from service.oip.repository import ModelRepository
 from service.preprocessing import prepare_images
 from service.registry import LoadedModel, Registry
 
@@ -23,6 +24,8 @@ class ServiceState:
     registry: Registry | None = None
     engine: Engine | None = None
     image_executor: ThreadPoolExecutor = field(init=False)
+    repository: ModelRepository | None = None
+    version: str = "1.1.0"
     ready: bool = False
     shutting_down: bool = False
 

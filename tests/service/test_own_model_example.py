@@ -20,9 +20,24 @@ def test_the_documented_pytorch_export_packages_and_serves(tmp_path):
     exported = tmp_path / "exported"
     subprocess.run([sys.executable, str(example), str(exported)], check=True, capture_output=True, timeout=300)
     packaged = subprocess.run(
-        [sys.executable, "-m", "service", "package", "--encoder", str(exported / "encoder.onnx"),
-         "--decoder", str(exported / "decoder.onnx"), "--name", "my-vae", "--out", str(tmp_path / "models" / "my-vae")],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "service",
+            "package",
+            "--encoder",
+            str(exported / "encoder.onnx"),
+            "--decoder",
+            str(exported / "decoder.onnx"),
+            "--name",
+            "my-vae",
+            "--out",
+            str(tmp_path / "models" / "my-vae"),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert packaged.returncode == 0, packaged.stderr
 
