@@ -10,11 +10,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from service.config import Settings
 from service.handlers import install_error_handlers
 from service.inference import Engine
 from service.metrics import Metrics, MetricsMiddleware
+from service import playground
 from service.oip import rest as oip_rest
 from service.oip.repository import ModelRepository
 from service.registry import Registry, load_registry
@@ -101,8 +103,18 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestIdMiddleware)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+            expose_headers=["X-Model", "X-Latent-Dim", "X-Latent-Shape", "X-Request-ID", "Retry-After"],
+        )
     for router in (generate.router, images.router, models.router, ops.router, oip_rest.router):
         app.include_router(router)
+    if settings.playground:
+        app.include_router(playground.router)
 
     def openapi_with_limits() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -95,6 +95,13 @@ class Settings(BaseSettings):
         description="Enable the OIP model repository extension (load and unload model folders): an admin operation.",
     )
 
+    # The playground (GET /) and browsers on other origins
+    playground: bool = Field(True, description="Serve the playground page at GET /; false: the API alone.")
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description='Origins allowed to call the API from a browser (JSON list, e.g. ["https://example.org"]); none by default.',
+    )
+
     # Server
     host: str = Field(
         "127.0.0.1", description="Bind address for `python -m service serve` (the container image sets 0.0.0.0)."
