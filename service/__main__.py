@@ -140,6 +140,9 @@ def package(
     ] = "255,255,255",
     resize: Annotated[Resize, typer.Option(help="fit: keep the aspect ratio and pad, or centre-crop")] = "pad",
     dataset: Annotated[str, typer.Option(help="What it was trained on, for the card")] = "custom",
+    flat_latents: Annotated[
+        bool, typer.Option(help="/decode may also take a spatial latent as flat [N, D] vectors")
+    ] = True,
 ) -> None:
     try:
         colour = tuple(int(part) for part in background.split(","))
@@ -158,6 +161,7 @@ def package(
         background=colour,
         resize=resize,
         dataset=dataset,
+        accepts_flat_latents=flat_latents,
     )
     try:
         card = package_model(encoder, decoder, out, options)

@@ -188,6 +188,7 @@ class PackageOptions:
     resize: str = "pad"
     dataset: str = "custom"
     version: str = "1.0.0"
+    accepts_flat_latents: bool = True  # /decode may reshape [N, D] vectors into a spatial latent
 
 
 def package(encoder_path: Path, decoder_path: Path, out: Path, options: PackageOptions) -> dict[str, Any]:
@@ -277,6 +278,7 @@ def package(encoder_path: Path, decoder_path: Path, out: Path, options: PackageO
         "image_shape": image_in,
         "latent_dim": math.prod(latent_shape),
         "latent_shape": latent_shape,
+        "accepts_flat_latents": options.accepts_flat_latents,
         "likelihood": options.likelihood,
         "preprocessing": options.preprocessing,
         "preprocessing_options": {"background": list(options.background), "resize": options.resize},

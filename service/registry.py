@@ -99,7 +99,7 @@ class ModelCard(BaseModel):
     latent_shape: tuple[PositiveInt, ...] | None = Field(
         None, min_length=1, max_length=3, description="[D] or [C, h, w]; default [latent_dim]"
     )
-    accepts_flat_latents: bool = Field(True, description="/decode may reshape [N, D] vectors to a spatial latent")
+    accepts_flat_latents: bool = Field(False, description="/decode may reshape [N, D] vectors to a spatial latent")
     likelihood: str
     preprocessing: Preprocessing
     preprocessing_options: FitOptions = FitOptions()

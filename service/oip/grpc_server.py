@@ -5,7 +5,6 @@ service/handlers.py (429 -> RESOURCE_EXHAUSTED, 504 -> DEADLINE_EXCEEDED, ...)."
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
 import grpc
@@ -18,6 +17,7 @@ from service.oip.generated import grpc_predict_v2_pb2 as pb
 from service.oip.generated import grpc_predict_v2_pb2_grpc as pb_grpc
 from service.oip.rest import SERVER_NAME, extensions
 from service.registry import Registry
+from service.request_ids import new_request_id
 from service.state import ServiceState
 
 logger = logging.getLogger("service.oip.grpc")
@@ -94,7 +94,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         assert engine is not None
         results = await tensors.infer(engine, oip, array)
         response = pb.ModelInferResponse(
-            model_name=oip.name, model_version=oip.version, id=request.id or uuid.uuid4().hex
+            model_name=oip.name, model_version=oip.version, id=request.id or new_request_id().decode()
         )
         for name in names:
             array_out = np.ascontiguousarray(results[name], dtype="<f4")
