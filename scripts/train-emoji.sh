@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=.venv/bin/python
-epochs=${EPOCHS:-350}
+epochs=${EPOCHS:-220}
 threads=${THREADS:-2}
 run=${RUN:-runs/emoji}
 stop_after=${STOP_AFTER:-export}
@@ -21,7 +21,7 @@ bash scripts/fetch-emoji.sh data/emoji
 
 $py -m training train --out "$run" --data data/emoji --image-size 64 --image-channels 3 \
   --likelihood gaussian --gaussian-scale learned --latent-dim 128 --channels 64 --hidden 512 \
-  --batch-size 64 --kl-warmup-epochs 10 --epochs "$epochs" --threads "$threads" --resume
+  --batch-size 64 --kl-warmup-epochs 10 --lr 5e-4 --grad-clip 50 --epochs "$epochs" --threads "$threads" --resume
 [ "$stop_after" = train ] && exit 0
 
 # Sample quality is judged in the features of a classifier trained on the same images and split.

@@ -12,16 +12,16 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from service import playground
 from service.config import Settings
 from service.handlers import install_error_handlers
 from service.inference import Engine
 from service.metrics import Metrics, MetricsMiddleware
-from service import playground
 from service.oip import rest as oip_rest
 from service.oip.repository import ModelRepository
 from service.registry import Registry, load_registry
 from service.request_ids import RequestIdMiddleware
-from service.routes import generate, images, models, ops
+from service.routes import generate, images, latent_space, models, ops
 from service.state import ServiceState
 
 logger = logging.getLogger("service.app")
@@ -111,7 +111,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             allow_headers=["*"],
             expose_headers=["X-Model", "X-Latent-Dim", "X-Latent-Shape", "X-Request-ID", "Retry-After"],
         )
-    for router in (generate.router, images.router, models.router, ops.router, oip_rest.router):
+    for router in (generate.router, images.router, latent_space.router, models.router, ops.router, oip_rest.router):
         app.include_router(router)
     if settings.playground:
         app.include_router(playground.router)

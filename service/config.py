@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     # Limits on what a client may send
     max_sample_n: int = Field(1024, ge=1, description="Most images per /sample or rows per /decode.")
     max_upload_images: int = Field(64, ge=1, description="Most images per /encode or /reconstruct request.")
+    max_walk_steps: int = Field(
+        64, ge=2, description="Most frames per /interpolate and values per dimension for /traverse."
+    )
     max_upload_bytes: int = Field(
         20 * 1024 * 1024, ge=1024, description="Largest upload body in bytes; beyond it: 413."
     )

@@ -181,3 +181,53 @@ def posterior_sample(encoded: Encoded, seed: int | None) -> np.ndarray:
     rng = np.random.default_rng(seed)
     eps = rng.standard_normal(encoded.mu.shape, dtype=np.float32)
     return (encoded.mu + np.exp(0.5 * encoded.logvar) * eps).astype(np.float32)
+
+
+def interpolation(a: np.ndarray, b: np.ndarray, steps: int, method: str) -> np.ndarray:
+    """[steps, *latent_shape] from a to b, both included exactly. linear: (1 - t) a + t b; slerp:
+    along the great circle between them, scaled between their norms (White 2016, "Sampling
+    generative networks"), linear where the two are (anti)parallel."""
+    t = np.linspace(0.0, 1.0, steps, dtype=np.float64)
+    flat_a, flat_b = a.reshape(-1).astype(np.float64), b.reshape(-1).astype(np.float64)
+    frames = (1 - t)[:, None] * flat_a + t[:, None] * flat_b
+    if method == "slerp":
+        norm_a, norm_b = np.linalg.norm(flat_a), np.linalg.norm(flat_b)
+        if norm_a > 0 and norm_b > 0:
+            cosine = np.clip(flat_a @ flat_b / (norm_a * norm_b), -1.0, 1.0)
+            omega = np.arccos(cosine)
+            if 1e-6 < omega < np.pi - 1e-6:
+                unit_a, unit_b = flat_a / norm_a, flat_b / norm_b
+                weights_a = np.sin((1 - t) * omega)[:, None] / np.sin(omega)
+                weights_b = np.sin(t * omega)[:, None] / np.sin(omega)
+                norms = ((1 - t) * norm_a + t * norm_b)[:, None]
+                frames = (weights_a * unit_a + weights_b * unit_b) * norms
+    walk = frames.astype(np.float32).reshape(steps, *a.shape)
+    walk[0], walk[-1] = a, b  # the endpoints decode exactly as /decode decodes them
+    return walk
+
+
+def traversal(origin: np.ndarray, dims: list[int], steps: int, span: float) -> tuple[np.ndarray, np.ndarray]:
+    """([len(dims) * steps, *latent_shape] latents, the swept values): row r sweeps flat latent
+    dimension dims[r] of `origin` over [-span, span] in `steps` values, the others held."""
+    values = np.linspace(-span, span, steps, dtype=np.float32)
+    flat = np.repeat(origin.reshape(1, -1), len(dims) * steps, axis=0).astype(np.float32)
+    for row, dim in enumerate(dims):
+        flat[row * steps : (row + 1) * steps, dim] = values
+    return flat.reshape(len(dims) * steps, *origin.shape), values
+
+
+def sensitivity_probe(origin: np.ndarray, span: float) -> np.ndarray:
+    """[2 D, *latent_shape]: origin with each flat dimension set to -span, then to +span."""
+    size = origin.size
+    flat = np.repeat(origin.reshape(1, -1), 2 * size, axis=0).astype(np.float32)
+    index = np.arange(size)
+    flat[index, index] = -span
+    flat[size + index, index] = span
+    return flat.reshape(2 * size, *origin.shape)
+
+
+def most_active(probe_images: np.ndarray, count: int) -> list[int]:
+    """The flat latent dimensions whose sweep changes the decoded image most, most first."""
+    size = len(probe_images) // 2
+    change = np.abs(probe_images[size:] - probe_images[:size]).reshape(size, -1).mean(axis=1)
+    return [int(dim) for dim in np.argsort(-change, kind="stable")[:count]]

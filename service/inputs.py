@@ -94,6 +94,37 @@ class ReconstructQuery(QueryModel):
     format: ImageFormat = None
 
 
+class InterpolateQuery(QueryModel):
+    model: ModelName = None
+    steps: int = Field(8, ge=2, description="Frames, both endpoints included (2..VAE_MAX_WALK_STEPS)")
+    method: Literal["linear", "slerp"] = Field("linear", description="Straight line, or along the sphere")
+    seeds: str | None = Field(
+        None,
+        pattern=r"^\d{1,18},\d{1,18}$",
+        description="Endpoints from two seeds, 'A,B': /sample?n=1&seed=A's latent, and B's",
+    )
+    temperature: float = Field(1.0, gt=0, le=10, description="For seed endpoints: the prior's standard deviation T")
+    normalize: Normalize = True
+    format: Literal["png", "json", "npy", "gif", "webp"] | None = Field(
+        None, description="png (one row, default), json, npy [steps, C, H, W], or an animated gif or webp"
+    )
+
+
+class TraverseQuery(QueryModel):
+    model: ModelName = None
+    dims: str | None = Field(
+        None,
+        pattern=r"^\d{1,6}(,\d{1,6})*$",
+        description="Flat latent dimensions to sweep, '0,5,7'; default: the most active",
+    )
+    count: int = Field(8, ge=1, description="How many of the most active dimensions, when dims is not given")
+    steps: int = Field(7, ge=2, description="Values per dimension (2..VAE_MAX_WALK_STEPS)")
+    span: float = Field(3.0, gt=0, le=10, description="Each dimension is swept over [-span, span]")
+    seed: Seed = Field(None, description="Start from the latent /sample?n=1&seed=S draws (default: the origin)")
+    normalize: Normalize = True
+    format: ImageFormat = None
+
+
 def check_sample_n(n: int, limit: int) -> int:
     if n > limit:
         raise InvalidRequest(f"query parameter 'n': {n} is too many; allowed 1..{limit}", {"max": limit})
@@ -270,3 +301,54 @@ async def read_latents(
         raise UnsupportedMediaType(f"Content-Type {media_type or '(none)'} is not accepted; send {LATENT_TYPES}")
     body = await read_body(request, max_bytes, "VAE_MAX_JSON_BYTES")
     return parse_latents(body, media_type, latent_shape, max_rows, accepts_flat)
+
+
+def check_steps(name: str, steps: int, limit: int) -> int:
+    if steps > limit:
+        raise InvalidRequest(f"query parameter {name!r}: {steps} is too many; allowed 2..{limit}", {"max": limit})
+    return steps
+
+
+def parse_seeds(text: str) -> tuple[int, int]:
+    first, second = (int(part) for part in text.split(","))
+    return first, second
+
+
+class Endpoints(NamedTuple):
+    """Where a walk starts and ends: two uploads, or two latents (from the body or seeds)."""
+
+    uploads: list[Upload] | None = None
+    latents: np.ndarray | None = None
+
+
+async def read_endpoints(
+    request: Request,
+    seeds: str | None,
+    latent_shape: tuple[int, ...],
+    max_bytes: int,
+    count: int,
+    accepts_flat: bool,
+) -> Endpoints | None:
+    """`count` endpoints from the body (image uploads, or JSON {"latents": [...]}), or None when
+    there is no body; a body together with seeds is refused (one kind of endpoint per request)."""
+    media_type = media_type_of(request)
+    declared = request.headers.get("content-length")
+    if not media_type and (declared is None or declared == "0"):
+        return None
+    if seeds is not None:
+        raise InvalidRequest(
+            "give the endpoints one way: seeds in the query, or images or latents in the body, not both"
+        )
+    noun = "two endpoints" if count == 2 else "one start"
+    if media_type == "application/json":
+        body = await read_body(request, max_bytes, "VAE_MAX_JSON_BYTES")
+        latents = parse_latents(body, media_type, latent_shape, count, accepts_flat)
+        if len(latents) != count:
+            raise InvalidRequest(
+                f"{len(latents)} latents; send {noun}: {{'latents': {_shape_text(latent_shape)} with N = {count}}}"
+            )
+        return Endpoints(latents=latents)
+    uploads = await read_uploads(request, max_bytes, count)
+    if len(uploads) != count:
+        raise InvalidRequest(f"{len(uploads)} images; send {noun}: exactly {count} image file(s)")
+    return Endpoints(uploads=uploads)

@@ -23,10 +23,18 @@ from starlette.responses import Response
 from service.inference import Decoded, Encoded, to_uint8
 from service.registry import LoadedModel
 
-OutputFormat = Literal["png", "json", "npy"]
+OutputFormat = Literal["png", "json", "npy", "gif", "webp"]
 IMAGE_FORMATS: tuple[OutputFormat, ...] = ("png", "json", "npy")
 LATENT_FORMATS: tuple[OutputFormat, ...] = ("json", "npy")
-MEDIA_TYPES: dict[str, str] = {"png": "image/png", "json": "application/json", "npy": "application/x-npy"}
+MEDIA_TYPES: dict[str, str] = {
+    "png": "image/png",
+    "json": "application/json",
+    "npy": "application/x-npy",
+    "gif": "image/gif",
+    "webp": "image/webp",
+}
+ANIMATION_FORMATS: tuple[OutputFormat, ...] = ("png", "json", "npy", "gif", "webp")
+FRAME_MS = 120  # an animation frame's duration
 FORMAT_OF_MEDIA = {media: fmt for fmt, media in MEDIA_TYPES.items()}
 MODEL_HEADER, LATENT_DIM_HEADER, LATENT_SHAPE_HEADER = "X-Model", "X-Latent-Dim", "X-Latent-Shape"
 GRID_PADDING = 2
@@ -130,6 +138,20 @@ def grid(pixels: np.ndarray, cols: int | None = None) -> np.ndarray:
 def png_grid_bytes(pixels: np.ndarray, cols: int | None = None) -> bytes:
     """[N, H, W(, C)] uint8 -> one PNG (the grid, or the image itself when N = 1)."""
     return png_bytes(grid(pixels, cols))
+
+
+def animation_bytes(pixels: np.ndarray, fmt: str) -> bytes:
+    """[N, H, W(, C)] uint8 frames -> an animated GIF or WebP that plays forward and back, looping."""
+    from PIL import Image  # only animations need Pillow here
+
+    frames = [Image.fromarray(frame) for frame in pixels]
+    frames += frames[-2:0:-1]
+    buffer = io.BytesIO()
+    options = {"lossless": True} if fmt == "webp" else {}
+    frames[0].save(
+        buffer, format=fmt.upper(), save_all=True, append_images=frames[1:], duration=FRAME_MS, loop=0, **options
+    )
+    return buffer.getvalue()
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
@@ -256,5 +278,43 @@ def reconstructed_json(
         "latent_dim": model.latent_dim,
         "latent_shape": list(model.latent_shape),
         "results": results,
+    }
+    return ModelResponse(json_bytes(body), model, MEDIA_TYPES["json"])
+
+
+def walk_response(model: LoadedModel, fmt: str, decoded: Decoded, latents: np.ndarray, extra: dict) -> Response:
+    """/interpolate: the frames as one PNG row, an animation, .npy [steps, C, H, W], or JSON."""
+    if fmt in ("gif", "webp"):
+        return ModelResponse(animation_bytes(decoded.pixels, fmt), model, MEDIA_TYPES[fmt])
+    if fmt == "json":
+        body = {
+            "model": model.name,
+            "latent_shape": list(model.latent_shape),
+            **extra,
+            "latents": latents.tolist(),
+            "images": b64_pngs(decoded.pixels),
+        }
+        return ModelResponse(json_bytes(body), model, MEDIA_TYPES["json"])
+    return images_response(model, fmt, decoded, latents, cols=len(latents))
+
+
+def traversal_response(
+    model: LoadedModel, fmt: str, decoded: Decoded, latents: np.ndarray, dims: list[int], values: np.ndarray
+) -> Response:
+    """/traverse: one PNG grid row per dimension, .npy [dims, steps, C, H, W], or JSON."""
+    steps = len(values)
+    if fmt == "png":
+        return ModelResponse(png_grid_bytes(decoded.pixels, cols=steps), model, MEDIA_TYPES["png"])
+    if fmt == "npy":
+        grid_images = decoded.images.reshape(len(dims), steps, *decoded.images.shape[1:])
+        return ModelResponse(npy_bytes(grid_images), model, MEDIA_TYPES["npy"])
+    pngs = b64_pngs(decoded.pixels)
+    body = {
+        "model": model.name,
+        "latent_shape": list(model.latent_shape),
+        "dims": dims,
+        "values": values.tolist(),
+        "latents": latents.reshape(len(dims), steps, *model.latent_shape).tolist(),
+        "images": [pngs[row * steps : (row + 1) * steps] for row in range(len(dims))],
     }
     return ModelResponse(json_bytes(body), model, MEDIA_TYPES["json"])

@@ -53,6 +53,7 @@ class TrainConfig:
     lr_final: float = option(1e-4, "learning rate at the end of the cosine decay")
     beta: float = option(1.0, "KL weight")
     kl_warmup_epochs: int = option(0, "beta ramps linearly from 0 over these epochs")
+    grad_clip: float | None = option(None, "clip each step's gradient norm to this (default: no clipping)")
     seed: int = option(0, "seeds weights, shuffling and noise")
     limit_train: int | None = option(None, "use only the first N training images (tests, smoke runs)")
     limit_test: int | None = option(None, "use only the first N test images")

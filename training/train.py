@@ -74,8 +74,16 @@ def train_epoch(run: Run, epoch: int) -> dict:
         batch = run.train_x[order[step * run.batch_per_process : (step + 1) * run.batch_per_process]]
         batch = model.training_targets(batch, run.noise).to(run.session.device)
         terms = model.loss(batch, run.step_model(batch), beta=beta)
+        if not torch.isfinite(terms.loss):
+            # Stop before a non-finite step reaches the weights or a checkpoint.
+            raise SystemExit(
+                f"training: the loss became {terms.loss.item()} at epoch {epoch + 1}, step {step + 1}; "
+                "resume from the last checkpoint with a lower --lr or a --grad-clip"
+            )
         run.optimizer.zero_grad(set_to_none=True)
         terms.loss.backward()
+        if config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(run.step_model.parameters(), config.grad_clip)
         run.optimizer.step()
         for key in ("loss", "recon", "kl"):
             sums[key] += getattr(terms, key).item() * len(batch)

@@ -83,22 +83,18 @@ IMAGE_CONTENT = {"image/png": {"schema": {"type": "string", "format": "binary"}}
 IMAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": IMAGE_CONTENT, "description": "PNG grid, JSON or float32 .npy [N, C, H, W]"}
 }
-UPLOAD_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"}}},
-                    "description": "One or more image files under any field name (file, files, ...)",
-                }
-            },
-            "image/*": {"schema": {"type": "string", "format": "binary"}},
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-        },
-    }
+UPLOAD_CONTENT: dict[str, Any] = {
+    "multipart/form-data": {
+        "schema": {
+            "type": "object",
+            "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"}}},
+            "description": "One or more image files under any field name (file, files, ...)",
+        }
+    },
+    "image/*": {"schema": {"type": "string", "format": "binary"}},
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
 }
+UPLOAD_BODY = {"requestBody": {"required": True, "content": UPLOAD_CONTENT}}
 LATENTS_BODY = {
     "requestBody": {
         "required": True,
