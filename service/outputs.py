@@ -303,11 +303,12 @@ def traversal_response(
 ) -> Response:
     """/traverse: one PNG grid row per dimension, .npy [dims, steps, C, H, W], or JSON."""
     steps = len(values)
+    swept = {"X-Traverse-Dims": ",".join(map(str, dims)), "X-Traverse-Span": f"{float(values[-1]):g}"}
     if fmt == "png":
-        return ModelResponse(png_grid_bytes(decoded.pixels, cols=steps), model, MEDIA_TYPES["png"])
+        return ModelResponse(png_grid_bytes(decoded.pixels, cols=steps), model, MEDIA_TYPES["png"], swept)
     if fmt == "npy":
         grid_images = decoded.images.reshape(len(dims), steps, *decoded.images.shape[1:])
-        return ModelResponse(npy_bytes(grid_images), model, MEDIA_TYPES["npy"])
+        return ModelResponse(npy_bytes(grid_images), model, MEDIA_TYPES["npy"], swept)
     pngs = b64_pngs(decoded.pixels)
     body = {
         "model": model.name,

@@ -8,6 +8,7 @@ assumptions about it: images are [N, C, H, W], latents [N, *latent_shape].
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from functools import partial
@@ -28,6 +29,8 @@ from .models import (
     Readiness,
     ReconstructResult,
     SampleResult,
+    TraverseResult,
+    WalkResult,
 )
 
 NPY = "application/x-npy"
@@ -255,3 +258,72 @@ def ready() -> Call[Readiness]:
         return Readiness(ready=True, status=body.get("status", "ready"), models=list(body.get("models", [])))
 
     return Call("GET", "/ready", parse, retry=False, accept=frozenset({503}))
+
+
+def _endpoint_kind(value: Any) -> str:
+    """A walk's endpoint: an int is a seed, numbers in an array or list are a latent, anything
+    else (a path, bytes, a PIL image) an image."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return "seed"
+    if isinstance(value, (np.ndarray, list, tuple)):
+        return "latent"
+    return "image"
+
+
+def interpolate(
+    a: Any, b: Any, steps: int, method: str, temperature: float, normalize: bool, model: str | None
+) -> Call[WalkResult]:
+    kinds = {_endpoint_kind(a), _endpoint_kind(b)}
+    if len(kinds) != 1:
+        raise ValueError(
+            f"both endpoints must be of one kind (two seeds, two latents or two images), got {sorted(kinds)}"
+        )
+    params: dict[str, Any] = {"steps": steps, "method": method, "model": model, "format": "npy"}
+    request: dict[str, Any] = {}
+    headers = {"Accept": NPY}
+    kind = kinds.pop()
+    if kind == "seed":
+        params |= {"seeds": f"{int(a)},{int(b)}", "temperature": temperature}
+    elif kind == "latent":
+        latents = [_latents_to_send(a).tolist(), _latents_to_send(b).tolist()]
+        request["content"] = json.dumps({"latents": latents}).encode()
+        headers["Content-Type"] = "application/json"
+    else:
+        params["normalize"] = normalize
+        request["files"] = [(UPLOAD_FIELD, (u.filename, u.content, u.content_type)) for u in to_uploads([a, b])]
+
+    def parse(response: httpx.Response) -> WalkResult:
+        return WalkResult(images=_images(response), method=method, **_image_headers(response))
+
+    return Call("POST", "/interpolate", parse, params=params, headers=headers, **request)
+
+
+def traverse(
+    start: Any,
+    dims: list[int] | None,
+    count: int,
+    steps: int,
+    span: float,
+    seed: int | None,
+    normalize: bool,
+    model: str | None,
+) -> Call[TraverseResult]:
+    params: dict[str, Any] = {"steps": steps, "span": span, "seed": seed, "model": model, "format": "npy"}
+    params |= {"dims": ",".join(map(str, dims))} if dims else {"count": count}
+    request: dict[str, Any] = {}
+    if start is not None:
+        params["normalize"] = normalize
+        request["files"] = [(UPLOAD_FIELD, (u.filename, u.content, u.content_type)) for u in to_uploads([start])]
+
+    def parse(response: httpx.Response) -> TraverseResult:
+        text = response.headers.get("X-Traverse-Dims", "")
+        swept = [int(part) for part in text.split(",") if part.strip().isdigit()]
+        stacked = _array(response).astype(np.float32, copy=False)  # [dims, steps, C, H, W]
+        if stacked.ndim != 5:
+            raise unexpected_response(
+                response, "float32 images [dims, steps, C, H, W]", ValueError(f"shape {stacked.shape}")
+            )
+        flat = stacked.reshape(-1, *stacked.shape[2:])
+        return TraverseResult(images=flat, dims=swept, span=span, **_image_headers(response))
+
+    return Call("POST", "/traverse", parse, params=params, headers={"Accept": NPY}, **request)

@@ -195,8 +195,8 @@ def channels_last(images: np.ndarray) -> np.ndarray:
     raise ValueError(f"images must be [N, C, H, W], [N, H, W] or [H, W], got shape {images.shape}")
 
 
-def grid(images: np.ndarray, padding: int = 2) -> np.ndarray:
-    """uint8 grid laid out as the service's PNG: ceil(sqrt(n)) columns, black padding.
+def grid(images: np.ndarray, padding: int = 2, cols: int | None = None) -> np.ndarray:
+    """uint8 grid laid out as the service's PNG: `cols` (default ceil(sqrt(n))) columns, black padding.
 
     `images` [N, C, H, W] (or grayscale [N, H, W], [H, W]) gives [H', W'] for C = 1 and
     [H', W', C] for colour; a single image is returned as itself.
@@ -205,7 +205,7 @@ def grid(images: np.ndarray, padding: int = 2) -> np.ndarray:
     count, height, width = pixels.shape[:3]
     if count == 1:
         return pixels[0]
-    columns = math.ceil(math.sqrt(count))
+    columns = cols or math.ceil(math.sqrt(count))
     rows = math.ceil(count / columns)
     shape = (rows * height + (rows - 1) * padding, columns * width + (columns - 1) * padding, *pixels.shape[3:])
     canvas = np.zeros(shape, np.uint8)

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 
@@ -25,7 +25,7 @@ try:
 except ImportError:  # the console script is installed even without the `cli` extra
     raise SystemExit("vae: the command line needs typer: pip install 'vae-client[cli]'") from None
 
-from ._images import load_npy
+from ._images import encode_png, grid, load_npy
 from ._transport import DEFAULT_RETRIES, DEFAULT_TIMEOUT, DEFAULT_URL, URL_ENV_VAR
 from .client import Client
 from .errors import VAEError
@@ -189,6 +189,60 @@ def reconstruct(
     with _connect(ctx) as client:
         result = client.reconstruct(images, model=model, normalize=not raw, sample=sample, seed=seed)
         _report("reconstruction", result, output)
+
+
+def _endpoint(text: str) -> Any:
+    """`seed:7` is a seed; anything else a path to an image."""
+    if text.startswith("seed:") and text[5:].isdigit():
+        return int(text[5:])
+    return Path(text)
+
+
+@app.command()
+def interpolate(
+    ctx: typer.Context,
+    start: Annotated[str, typer.Argument(help="An image file, or seed:N")],
+    end: Annotated[str, typer.Argument(help="An image file, or seed:N (the same kind as START)")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help=".gif or .webp (animation), .png (a row) or .npy")
+    ] = Path("walk.gif"),
+    steps: Annotated[int, typer.Option("--steps", help="Frames, both ends included.", min=2)] = 8,
+    method: Annotated[str, typer.Option("--method", help="linear or slerp.")] = "linear",
+    model: ModelOption = None,
+) -> None:
+    """Walk from one image (or seed) to another through latent space."""
+    with _connect(ctx) as client:
+        result = client.interpolate(_endpoint(start), _endpoint(end), steps=steps, method=method, model=model)
+        if output.suffix.lower() in (".gif", ".webp"):
+            result.save_animation(output)
+            kind = "animation"
+        elif output.suffix.lower() == ".npy":
+            result.save_npy(output)
+            kind = "array"
+        else:
+            output.write_bytes(encode_png(grid(result.images, cols=len(result))))
+            kind = "PNG row"
+        typer.echo(f"wrote {len(result)} frames ({method}) to {output} as {kind}")
+
+
+@app.command()
+def traverse(
+    ctx: typer.Context,
+    start: Annotated[Path | None, typer.Argument(help="An image to start from (default: the origin)")] = None,
+    output: ImageOutputOption = Path("traversal.png"),
+    dims: Annotated[str | None, typer.Option("--dims", help="Dimensions to sweep, e.g. 0,5,7.")] = None,
+    count: Annotated[int, typer.Option("--count", help="Else the COUNT most active dimensions.", min=1)] = 8,
+    steps: Annotated[int, typer.Option("--steps", help="Values per dimension.", min=2)] = 7,
+    span: Annotated[float, typer.Option("--span", help="Sweep each dimension over [-SPAN, SPAN].")] = 3.0,
+    seed: SeedOption = None,
+    model: ModelOption = None,
+) -> None:
+    """Sweep latent dimensions one at a time: one grid row per dimension."""
+    chosen = [int(part) for part in dims.split(",")] if dims else None
+    with _connect(ctx) as client:
+        result = client.traverse(start, dims=chosen, count=count, steps=steps, span=span, seed=seed, model=model)
+        _save(result, output)
+        typer.echo(f"wrote dimensions {result.dims} x {result.steps} steps to {output}")
 
 
 def _dims(shape: tuple[int, ...] | None) -> str | None:

@@ -21,6 +21,8 @@ from .models import (
     Readiness,
     ReconstructResult,
     SampleResult,
+    TraverseResult,
+    WalkResult,
 )
 
 T = TypeVar("T")
@@ -114,6 +116,38 @@ class Client(ClientBase):
     ) -> ReconstructResult:
         """Encode and decode images (decoding mu, or a sample when `sample`); inputs as for `encode`."""
         return self._execute_plan(endpoints.reconstruct(images, model, normalize, sample, seed, self.max_upload_images))
+
+    def interpolate(
+        self,
+        a: Any,
+        b: Any,
+        *,
+        steps: int = 8,
+        method: str = "linear",
+        temperature: float = 1.0,
+        normalize: bool = True,
+        model: str | None = None,
+    ) -> WalkResult:
+        """A walk of `steps` decoded frames from `a` to `b`, both included: two seeds (ints, the
+        latents `sample(1, seed=...)` draws), two latents (arrays or lists) or two images (paths,
+        bytes, PIL images; their mu). `method`: "linear" or "slerp". `save_animation()` writes a GIF."""
+        return self._execute(endpoints.interpolate(a, b, steps, method, temperature, normalize, model))
+
+    def traverse(
+        self,
+        start: Any = None,
+        *,
+        dims: list[int] | None = None,
+        count: int = 8,
+        steps: int = 7,
+        span: float = 3.0,
+        seed: int | None = None,
+        normalize: bool = True,
+        model: str | None = None,
+    ) -> TraverseResult:
+        """Sweep latent dimensions one at a time over [-span, span] from an image's mu (`start`), a
+        seed's latent, or the origin: `dims`, or the `count` most active. Images [dims * steps, C, H, W]."""
+        return self._execute(endpoints.traverse(start, dims, count, steps, span, seed, normalize, model))
 
     def models(self) -> ModelList:
         """Every served model and the default one."""

@@ -20,6 +20,8 @@ __all__ = [
     "SampleResult",
     "DecodeResult",
     "ReconstructResult",
+    "WalkResult",
+    "TraverseResult",
     "EncodeResult",
     "ModelInfo",
     "ModelLimits",
@@ -292,3 +294,36 @@ class Readiness:
 
     def __bool__(self) -> bool:
         return self.ready
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class WalkResult(ImageResult):
+    """The frames of `/interpolate`, endpoints included: images [steps, C, H, W]."""
+
+    method: str = "linear"
+
+    def save_animation(self, path: str | os.PathLike[str], frame_ms: int = 120) -> Path:
+        """Write the walk as an animated GIF or WebP (by the suffix) playing forward and back (needs Pillow)."""
+        image_module = require_pillow("save_animation()")
+        frames = [image_module.fromarray(np.ascontiguousarray(p)) for p in channels_last(to_uint8(self.images))]
+        frames += frames[-2:0:-1]
+        target = Path(path)
+        fmt = "WEBP" if target.suffix.lower() == ".webp" else "GIF"
+        frames[0].save(target, format=fmt, save_all=True, append_images=frames[1:], duration=frame_ms, loop=0)
+        return target
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class TraverseResult(ImageResult):
+    """`/traverse`: images [dims * steps, C, H, W], row r sweeping latent dimension `dims[r]`
+    over [-span, span] (`grid()` and `save_grid()` lay out one row per dimension)."""
+
+    dims: list[int] = field(default_factory=list)
+    span: float = 3.0
+
+    @property
+    def steps(self) -> int:
+        return len(self.images) // max(len(self.dims), 1)
+
+    def grid(self, padding: int = 2) -> np.ndarray:
+        return grid(self.images, padding=padding, cols=self.steps)
