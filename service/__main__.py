@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from service.app import create_app
 from service.config import Settings
+from service.connections import guarded_protocol
 from service.packaging import PackageError, PackageOptions
 from service.packaging import package as package_model
 from service.registry import ModelLoadError, load_registry
@@ -91,6 +92,8 @@ def serve(host: HostOption = None, port: PortOption = None, model_dir: ModelDirO
         log_level=settings.log_level,
         access_log=settings.access_log,
         timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout_s),
+        timeout_keep_alive=math.ceil(settings.keep_alive_timeout_s),
+        http=guarded_protocol(settings, app.state.service.metrics),
         lifespan="on",
     )
     server = DrainingServer(config, app.state.service)

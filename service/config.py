@@ -105,6 +105,26 @@ class Settings(BaseSettings):
         description='Origins allowed to call the API from a browser (JSON list, e.g. ["https://example.org"]); none by default.',
     )
 
+    # Connections (service/connections.py): what a slow, idle or hostile client may hold
+    max_connections: int = Field(1000, ge=1, description="Most open connections; one more gets 503 at once.")
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Deadline for a request's line and headers, from the connection's start or the previous response.",
+    )
+    body_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Base allowance for a request body; the declared length at VAE_MIN_BODY_RATE_BYTES_S is added.",
+    )
+    min_body_rate_bytes_s: int = Field(
+        64 * 1024, ge=1, description="Slowest body upload accepted, in bytes per second, beyond the base allowance."
+    )
+    max_header_bytes: int = Field(16 * 1024, ge=1024, description="Largest request line plus headers; beyond it: 431.")
+    keep_alive_timeout_s: float = Field(
+        5.0, gt=0, description="An idle kept-alive connection is closed after this long."
+    )
+
     # Server
     host: str = Field(
         "127.0.0.1", description="Bind address for `python -m service serve` (the container image sets 0.0.0.0)."

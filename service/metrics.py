@@ -48,6 +48,12 @@ class Metrics:
             registry=self.registry,
         )
         self.in_progress = Gauge("vae_http_requests_in_progress", "HTTP requests being served", registry=self.registry)
+        self.connections_closed = Counter(
+            "vae_connections_closed",
+            "Connections closed by a guard: over_capacity, header_timeout, body_too_slow, headers_too_large",
+            ["reason"],
+            registry=self.registry,
+        )
         labels = ["model", "graph"]
         self.batch_rows = Histogram(
             "vae_batch_size_rows",

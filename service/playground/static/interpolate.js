@@ -1,10 +1,13 @@
 // Interpolate: two endpoints (a seed, an image file, the drawing, or a point from the decoder
-// panel), their latents (/sample?n=1&seed=S&format=json's `latents`, or /encode's mu), a linear
-// walk computed here, and every frame decoded in one POST /decode?format=json.
+// panel) and their latents (/sample?n=1&seed=S&format=json's `latents`, or /encode's mu). The walk
+// is one POST /interpolate (linear or slerp) where the service has it; on one without it, a straight
+// line computed here with every frame decoded in one POST /decode?format=json.
 
 import { curlCommand, latestOnly } from "./api.js";
 import { pngDataUrl } from "./canvas.js";
 import { flatten, lerpPath, reshape } from "./latent.js";
+import { hasPath } from "./models.js";
+import { enumValues } from "./sample.js";
 import { $, panelStatus, prefersReducedMotion, showBlob } from "./ui.js";
 
 export const FRAME_MS = 120;
@@ -30,6 +33,13 @@ export function createInterpolatePanel(app) {
   const position = $("#interp-position", section);
   const play = $("#interp-play", section);
   const curl = $("#interp-curl", section);
+  const methodField = $("#interp-method-field", section);
+  const method = $("#interp-method", section);
+  const how = $("#interp-how", section);
+  // The service's own walk, where it has one (its methods from the schema).
+  const walkParameters = app.service.openapi?.paths?.["/interpolate"]?.post?.parameters ?? [];
+  const serviceWalks = hasPath(app.service.openapi, "/interpolate");
+  const methods = enumValues(walkParameters.find((p) => p.name === "method")?.schema);
   const slots = {
     A: { element: $("#endpoint-a", section), value: null },
     B: { element: $("#endpoint-b", section), value: null },
@@ -73,25 +83,36 @@ export function createInterpolatePanel(app) {
     if (body && sentFor === generation) setEndpoint(name, { latent: flatten(body.results[0].mu), file, source: file.name });
   }
 
-  const decodeFrames = latestOnly((latents, model) =>
-    app.api.request("/decode", {
-      method: "POST",
-      query: { model: model.name, format: "json" },
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ latents }),
-      onRetry: status.retrying,
-    }),
-  );
+  const jsonPost = (query, body) => ({
+    method: "POST",
+    query,
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+    onRetry: status.retrying,
+  });
+  const fetchWalk = latestOnly((path, query, body) => app.api.request(path, jsonPost(query, body)));
+
+  /** The request for a walk: the service's /interpolate, or frames computed here for /decode. */
+  function walkRequest(model, count) {
+    const [a, b] = [slots.A.value.latent, slots.B.value.latent].map((z) => roundLatent(z));
+    const shaped = (z) => reshape(z, model.latent_shape);
+    if (serviceWalks) {
+      const query = { steps: count, method: method.value || undefined, model: model.name, format: "json" };
+      return { path: "/interpolate", query, body: { latents: [shaped(a), shaped(b)] } };
+    }
+    const frames = lerpPath(a, b, count).map((z) => shaped(roundLatent(z)));
+    return { path: "/decode", query: { model: model.name, format: "json" }, body: { latents: frames } };
+  }
 
   async function walk() {
     const model = app.model;
     const sentFor = generation;
     const count = Math.max(2, Math.min(Number(steps.value) || 10, Number(steps.max), model.limits?.max_sample_n ?? 64));
-    const latents = lerpPath(slots.A.value.latent, slots.B.value.latent, count).map((z) => reshape(roundLatent(z), model.latent_shape));
-    curl.textContent = curlCommand(app.origin, "/decode", { model: model.name, format: "json" }, { json: { latents } });
-    const body = await status.run(() => decodeFrames(latents, model), { waiting: `decoding ${count} frames` });
-    if (!body || sentFor !== generation) return;
-    showFrames(body.images);
+    const { path, query, body } = walkRequest(model, count);
+    curl.textContent = curlCommand(app.origin, path, query, { json: body });
+    const answer = await status.run(() => fetchWalk(path, query, body), { waiting: `decoding ${count} frames` });
+    if (!answer || sentFor !== generation) return;
+    showFrames(answer.images);
   }
 
   function showFrames(pngs) {
@@ -148,6 +169,12 @@ export function createInterpolatePanel(app) {
   });
   $("#interp-run", section).addEventListener("click", () => slots.A.value && slots.B.value && walk());
   steps.addEventListener("change", () => slots.A.value && slots.B.value && walk());
+  method.addEventListener("change", () => slots.A.value && slots.B.value && walk());
+  methodField.hidden = !serviceWalks || methods.length === 0;
+  method.replaceChildren(...methods.map((name) => new Option(name, name)));
+  how.textContent = serviceWalks
+    ? "The walk: one POST /interpolate?format=json with both latents."
+    : "The walk: a straight line computed here, every frame decoded by one POST /decode?format=json.";
 
   for (const [name, slot] of Object.entries(slots)) {
     slot.element.querySelector(".endpoint-use-seed").addEventListener("click", () => fromSeed(name));

@@ -64,7 +64,7 @@ function startVector(size, salt) {
  * Returns {mean, components: [pc1, pc2], variances: [v1, v2], project(row) -> [u, v],
  * point(u, v) -> mean + u * pc1 + v * pc2}. Each component's largest entry is positive.
  */
-export function pca2(rows, { iterations = 300, tolerance = 1e-10 } = {}) {
+export function pca2(rows, { iterations = 500, tolerance = 1e-15 } = {}) {
   if (rows.length < 2) throw new Error("PCA needs at least 2 rows");
   const size = rows[0].length;
   const mean = new Array(size).fill(0);
