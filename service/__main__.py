@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import secrets
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -22,6 +23,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from service.app import create_app
+from service.auth import SCOPES, KeyFileError, key_line
 from service.config import Settings
 from service.connections import guarded_protocol
 from service.packaging import PackageError, PackageOptions
@@ -83,7 +85,11 @@ def serve(host: HostOption = None, port: PortOption = None, model_dir: ModelDirO
     except ModelLoadError as exc:
         typer.echo(f"vae-service: refusing to start: {exc}", err=True)
         raise typer.Exit(EXIT_INVALID) from None
-    app = create_app(settings, registry=registry)
+    try:
+        app = create_app(settings, registry=registry)
+    except KeyFileError as exc:
+        typer.echo(f"vae-service: refusing to start: {exc} (VAE_API_KEYS)", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -176,6 +182,24 @@ def package(
         f"packaged {name}: image {card['image_shape']}, latent {card['latent_shape']}, decoder {card['decoder_output']}"
         f" -> {out / 'model.json'}; serve it with VAE_MODEL_DIR={out.parent}"
     )
+
+
+@cli.command(
+    "hash-key", help="Make a new API key (or hash the one on stdin) and print its line for the VAE_API_KEYS file."
+)
+def hash_key(
+    scopes: Annotated[str, typer.Option(help="Comma-separated: infer, admin")] = "infer",
+    name: Annotated[str, typer.Option(help="A label for the key, kept in the file")] = "",
+    stdin: Annotated[bool, typer.Option("--stdin", help="Read the key from stdin instead of making one")] = False,
+) -> None:
+    chosen = [scope.strip() for scope in scopes.split(",") if scope.strip()]
+    if not chosen or not set(chosen) <= set(SCOPES):
+        typer.echo(f"vae-service hash-key: --scopes {scopes!r}; allowed: {', '.join(SCOPES)}", err=True)
+        raise typer.Exit(EXIT_INVALID)
+    key = sys.stdin.readline().strip() if stdin else secrets.token_urlsafe(32)
+    if not stdin:
+        typer.echo(f"key (give it to the client; it is not stored): {key}", err=True)
+    typer.echo(key_line(key, chosen, name))
 
 
 def main(argv: list[str] | None = None) -> None:

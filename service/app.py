@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from service import playground
+from service.auth import ApiKeyMiddleware, KeyRing, load_keys
 from service.config import Settings
 from service.handlers import install_error_handlers
 from service.inference import Engine
@@ -102,6 +103,9 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.state.service = service
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    if settings.api_keys is not None:
+        service.keyring = KeyRing(load_keys(settings.api_keys), settings.api_keys_protect_ops)
+        app.add_middleware(ApiKeyMiddleware, keyring=service.keyring)
     app.add_middleware(RequestIdMiddleware)
     if settings.cors_origins:
         app.add_middleware(

@@ -125,6 +125,14 @@ class Settings(BaseSettings):
         5.0, gt=0, description="An idle kept-alive connection is closed after this long."
     )
 
+    # Who may call (service/auth.py)
+    api_keys: Path | None = Field(
+        None, description="File of hashed API keys with scopes (python -m service hash-key); unset: no keys needed."
+    )
+    api_keys_protect_ops: bool = Field(
+        False, description="Also require a key for health, readiness, metrics, the docs and the playground page."
+    )
+
     # Server
     host: str = Field(
         "127.0.0.1", description="Bind address for `python -m service serve` (the container image sets 0.0.0.0)."

@@ -9,6 +9,8 @@ the one place that maps a class to a status and the error body
     │   └── InvalidImage        invalid_image            upload bytes that are not a decodable image
     ├── UnsupportedMediaType    unsupported_media_type   a body or image type the endpoint does not take
     ├── PayloadTooLarge         payload_too_large        a body, image or upload count over a limit
+    ├── Unauthorized            unauthorized             no API key, or one that is not valid
+    ├── Forbidden               forbidden                an API key without the scope the path needs
     ├── ModelNotFound           model_not_found          no loaded model has that name
     ├── RouteNotFound           not_found                no such endpoint
     ├── MethodNotAllowed        method_not_allowed       the endpoint exists, the method does not
@@ -49,6 +51,14 @@ class UnsupportedMediaType(ServiceError):
 
 class PayloadTooLarge(ServiceError):
     code = "payload_too_large"
+
+
+class Unauthorized(ServiceError):
+    code = "unauthorized"
+
+
+class Forbidden(ServiceError):
+    code = "forbidden"
 
 
 class ModelNotFound(ServiceError):

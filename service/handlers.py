@@ -22,6 +22,8 @@ STATUS: dict[type[errors.ServiceError], int] = {
     errors.InvalidImage: 422,
     errors.UnsupportedMediaType: 415,
     errors.PayloadTooLarge: 413,
+    errors.Unauthorized: 401,
+    errors.Forbidden: 403,
     errors.ModelNotFound: 404,
     errors.RouteNotFound: 404,
     errors.MethodNotAllowed: 405,
@@ -39,6 +41,8 @@ CODE_OF_STATUS.update({400: "invalid_request", 406: "invalid_request", 404: "not
 # The same classes for gRPC (the OIP gRPC API), by their HTTP status.
 GRPC_CODE_OF_STATUS = {
     400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
     404: "NOT_FOUND",
     405: "UNIMPLEMENTED",
     413: "RESOURCE_EXHAUSTED",
@@ -88,6 +92,12 @@ def error_response(
 def response_for(error: errors.ServiceError) -> JSONResponse:
     headers = {"Retry-After": str(error.retry_after_s)} if isinstance(error, errors.QueueFull) else None
     return error_response(status_of(error), error.code, error.message, error.details, headers)
+
+
+def oip_response_for(error: errors.ServiceError) -> JSONResponse:
+    """The Open Inference Protocol's body, {"error": "<message>"}; a refused request is a 400 there."""
+    status = status_of(error)
+    return JSONResponse({"error": error.message}, status_code=400 if status == 422 else status)
 
 
 def _describe(error: dict[str, Any]) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from service.auth import KeyRing
 from service.config import Settings
 from service.inference import Engine
 from service.inputs import Upload
@@ -25,6 +26,7 @@ class ServiceState:
     engine: Engine | None = None
     image_executor: ThreadPoolExecutor = field(init=False)
     repository: ModelRepository | None = None
+    keyring: KeyRing | None = None  # API keys, when VAE_API_KEYS is set
     version: str = "1.1.0"
     ready: bool = False
     shutting_down: bool = False

@@ -11,6 +11,7 @@ import grpc
 import numpy as np
 
 from service import errors
+from service.auth import KeyRing, presented_key
 from service.handlers import grpc_code_of
 from service.oip import tensors
 from service.oip.generated import grpc_predict_v2_pb2 as pb
@@ -132,10 +133,41 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return self.service.repository
 
 
+OPEN_METHODS = frozenset({"ServerLive", "ServerReady"})
+
+
+class ApiKeyInterceptor(grpc.aio.ServerInterceptor):
+    """VAE_API_KEYS for gRPC: `authorization: Bearer <key>` or `x-api-key` metadata, the same scopes."""
+
+    def __init__(self, keyring: KeyRing) -> None:
+        self.keyring = keyring
+
+    async def intercept_service(self, continuation: Any, details: Any) -> Any:
+        method = details.method.rsplit("/", 1)[-1]
+        if method in OPEN_METHODS and not self.keyring.protect_ops:
+            return await continuation(details)
+        scope = "admin" if method.startswith("Repository") else "infer"
+        metadata = {key: value for key, value in (details.invocation_metadata or ()) if isinstance(value, str)}
+        try:
+            self.keyring.check(presented_key(metadata), scope)
+        except errors.ServiceError as exc:
+            code, message = grpc_code_of(exc), exc.message
+
+            async def deny(request: Any, context: Any) -> Any:
+                await context.abort(code, message)
+
+            return grpc.unary_unary_rpc_method_handler(deny)
+        return await continuation(details)
+
+
 async def start_grpc(service: ServiceState, host: str, port: int) -> grpc.aio.Server:
     """Start the gRPC server on host:port (0 picks a free port, logged)."""
     limit = max(service.settings.max_upload_bytes, service.settings.max_json_bytes)
-    server = grpc.aio.server(options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", -1)])
+    interceptors = [ApiKeyInterceptor(service.keyring)] if service.keyring is not None else []
+    server = grpc.aio.server(
+        interceptors=interceptors,
+        options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", -1)],
+    )
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(service), server)
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 
 from service import errors
 from service.deps import EngineDep, ServiceDep, reject_unknown_query
-from service.handlers import describe_validation, status_of
+from service.handlers import describe_validation, oip_response_for
 from service.inputs import read_body
 from service.oip import tensors
 from service.oip.repository import ModelRepository
@@ -44,7 +44,7 @@ class OipRoute(LeanRoute):
             try:
                 return await handle(request)
             except errors.ServiceError as exc:
-                return oip_error(status_of(exc), exc.message)
+                return oip_response_for(exc)
             except RequestValidationError as exc:
                 return oip_error(422, describe_validation(exc))
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import httpx
 
 from ._transport import DEFAULT_RETRIES, DEFAULT_TIMEOUT, RetryPolicy, client_options, resolve_base_url
+
+API_KEY_ENV_VAR = "VAE_API_KEY"
 
 
 class ClientBase:
@@ -23,6 +26,8 @@ class ClientBase:
         max_connections: size of the connection pool (how many requests are in flight at once).
         max_upload_images: most images per /encode or /reconstruct request (the service's
             VAE_MAX_UPLOAD_IMAGES); more are sent as several requests and the results joined.
+        api_key: sent as `Authorization: Bearer <key>` when the service requires keys
+            (VAE_API_KEYS); default $VAE_API_KEY.
         headers: extra headers for every request.
         transport: an httpx transport, e.g. `httpx.MockTransport` in tests.
     """
@@ -39,6 +44,7 @@ class ClientBase:
         max_backoff: float = 30.0,
         max_connections: int = 100,
         max_upload_images: int = 64,
+        api_key: str | None = None,
         headers: Mapping[str, str] | None = None,
         transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -46,6 +52,9 @@ class ClientBase:
         self.timeout = timeout
         self.retry_policy = RetryPolicy(retries=retries, backoff=backoff, max_backoff=max_backoff)
         self.max_upload_images = max_upload_images
+        api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV_VAR)
+        if api_key:
+            headers = {**(headers or {}), "Authorization": f"Bearer {api_key}"}
         self._http = self._http_class(**client_options(self.base_url, timeout, max_connections, headers, transport))
 
     def __repr__(self) -> str:

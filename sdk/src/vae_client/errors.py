@@ -19,6 +19,8 @@ __all__ = [
     "APIError",
     "InvalidRequest",
     "InvalidImage",
+    "Unauthorized",
+    "Forbidden",
     "NotFound",
     "ModelNotFound",
     "MethodNotAllowed",
@@ -101,6 +103,18 @@ class InvalidImage(InvalidRequest):
     default_code = "invalid_image"
 
 
+class Unauthorized(APIError):
+    """401 `unauthorized`: no API key (`Client(api_key=...)` or $VAE_API_KEY), or a wrong one."""
+
+    default_code = "unauthorized"
+
+
+class Forbidden(APIError):
+    """403 `forbidden`: the API key lacks the scope this call needs (e.g. `admin`)."""
+
+    default_code = "forbidden"
+
+
 class NotFound(APIError):
     """404 `not_found`: no such endpoint."""
 
@@ -159,6 +173,8 @@ class ServerError(APIError):
 ERROR_BY_CODE: dict[str, type[APIError]] = {
     "invalid_request": InvalidRequest,
     "invalid_image": InvalidImage,
+    "unauthorized": Unauthorized,
+    "forbidden": Forbidden,
     "not_found": NotFound,
     "model_not_found": ModelNotFound,
     "method_not_allowed": MethodNotAllowed,
@@ -173,6 +189,8 @@ ERROR_BY_CODE: dict[str, type[APIError]] = {
 
 ERROR_BY_STATUS: dict[int, type[APIError]] = {
     400: InvalidRequest,
+    401: Unauthorized,
+    403: Forbidden,
     404: NotFound,
     405: MethodNotAllowed,
     413: PayloadTooLarge,

@@ -149,6 +149,8 @@ export function createDrawPanel(app) {
     if (file) send(file, file.name);
     fileInput.value = ""; // picking the same file again still sends it
   });
+  // A file dropped beside the canvas must not make the browser leave the page to show it.
+  for (const type of ["dragover", "drop"]) window.addEventListener(type, (event) => event.preventDefault());
   dropZone.addEventListener("dragover", (event) => {
     event.preventDefault();
     dropZone.classList.add("is-dragging");
