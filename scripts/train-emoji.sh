@@ -2,7 +2,7 @@
 # The shipped colour model: emoji at 64x64 RGB (the packages' native size, so no resampling),
 # fetched from npm, trained, evaluated and exported to models/emoji. Every step resumes or is
 # skipped when its output exists, so a cut-off run continues where it stopped. Designed to take
-# about an hour on 2 cores, most of it training. Run it in the background:
+# about half an hour on 2 cores, most of it training. Run it in the background:
 #   mkdir -p logs && nohup bash scripts/train-emoji.sh > logs/train-emoji.log 2>&1 &
 # Knobs: EPOCHS (schedule length), THREADS, RUN (run folder), OUT (model folder), STOP_AFTER=train|classifier|evaluate.
 # One process with both cores beats two torchrun processes of one core each on this small model;
@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=.venv/bin/python
-epochs=${EPOCHS:-220}
+epochs=${EPOCHS:-150}
 threads=${THREADS:-2}
 run=${RUN:-runs/emoji}
 stop_after=${STOP_AFTER:-export}
