@@ -25,7 +25,10 @@ class Encoder(nn.Module):
     def __init__(self, channels: int = 3, latent_channels: int = 4) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(channels, 16, 4, stride=2, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 4, stride=2, padding=1), nn.ReLU()
+            nn.Conv2d(channels, 16, 4, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, 4, stride=2, padding=1),
+            nn.ReLU(),
         )
         self.mu = nn.Conv2d(32, latent_channels, 1)
         self.logvar = nn.Conv2d(32, latent_channels, 1)
@@ -60,12 +63,24 @@ def export(out: Path) -> None:
     batch = torch.export.Dim("batch", min=1, max=4096)
     examples = {"encoder": torch.rand(2, 3, 32, 48), "decoder": torch.randn(2, 4, 8, 12)}  # a batch of 2 or more
     torch.onnx.export(
-        encoder, (examples["encoder"],), out / "encoder.onnx", input_names=["image"], output_names=["mu", "logvar"],
-        dynamic_shapes=({0: batch},), dynamo=True, external_data=False,
+        encoder,
+        (examples["encoder"],),
+        out / "encoder.onnx",
+        input_names=["image"],
+        output_names=["mu", "logvar"],
+        dynamic_shapes=({0: batch},),
+        dynamo=True,
+        external_data=False,
     )
     torch.onnx.export(
-        decoder, (examples["decoder"],), out / "decoder.onnx", input_names=["z"], output_names=["image"],
-        dynamic_shapes=({0: batch},), dynamo=True, external_data=False,
+        decoder,
+        (examples["decoder"],),
+        out / "decoder.onnx",
+        input_names=["z"],
+        output_names=["image"],
+        dynamic_shapes=({0: batch},),
+        dynamo=True,
+        external_data=False,
     )
 
 
