@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from devtools.images import digit_png_bytes, image_bytes
-from devtools.live import start_server
+from devtools.live import MODELS_DIR, start_server
 
 LIMITS = {
     "VAE_MAX_SAMPLE_N": "64",
@@ -66,7 +66,7 @@ def test_bad_query_values_are_422_saying_what_is_allowed(limited, params, words)
 @pytest.mark.parametrize("path", ["/sample", "/decode", "/encode", "/reconstruct"])
 def test_unknown_model_is_404_listing_the_models(limited, path):
     error = assert_error(limited.post(path, params={"model": "cifar"}), 404, "model_not_found", "cifar")
-    assert error["details"]["available"] == ["fashion-mnist", "mnist"]
+    assert error["details"]["available"] == sorted(p.name for p in MODELS_DIR.iterdir() if (p / "model.json").exists())
     assert_error(limited.get("/models/cifar"), 404, "model_not_found")
 
 

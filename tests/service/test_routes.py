@@ -12,7 +12,9 @@ import pytest
 from PIL import Image
 
 from devtools.images import MEDIA_TYPE, digit_array, digit_png_bytes, image_bytes
+from devtools.live import MODELS_DIR
 
+SHIPPED = sorted(p.name for p in MODELS_DIR.iterdir() if (p / "model.json").exists())
 D = 32  # latent_dim of the shipped models (read from the card in test_models_list_cards_providers_and_shapes)
 
 
@@ -36,7 +38,7 @@ def test_health_ping_and_ready(client):
     assert client.get("/ping").text == "pong"
     ready = client.get("/ready")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "models": ["fashion-mnist", "mnist"]}
+    assert ready.json() == {"status": "ready", "models": SHIPPED}
 
 
 def test_openapi_is_served_at_docs_with_every_route(client):
@@ -61,7 +63,7 @@ def test_models_list_cards_providers_and_shapes(client):
     listing = client.get("/models").json()
     assert listing["default"] == "mnist"
     by_name = {m["name"]: m for m in listing["models"]}
-    assert set(by_name) == {"mnist", "fashion-mnist"}
+    assert sorted(by_name) == SHIPPED
     mnist = client.get("/models/mnist").json()
     assert mnist == by_name["mnist"]
     assert mnist["provider"] == "CPUExecutionProvider"
@@ -340,3 +342,14 @@ def test_the_openapi_schema_is_generated_from_the_typed_routes(client):
         responses = paths[path]["post"]["responses"]
         assert {"404", "422", "429", "503", "504"} <= set(responses), (path, sorted(responses))
         assert responses["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
+
+
+def test_the_shipped_colour_model_samples_an_rgb_grid(client):
+    """`curl -X POST 'localhost:8000/sample?n=16&model=emoji' -o emoji.png` (README)."""
+    answer = client.post("/sample", params={"n": 16, "model": "emoji", "seed": 0})
+    grid = Image.open(io.BytesIO(answer.content))
+    assert answer.headers["x-model"] == "emoji" and grid.mode == "RGB" and grid.size == (4 * 64 + 3 * 2,) * 2
+    pixels = np.asarray(grid)
+    assert pixels[:64, :64].std() > 0 and not np.array_equal(pixels[:64, :64, 0], pixels[:64, :64, 1])  # colour
+    images = load_npy(client.post("/sample", params={"n": 2, "model": "emoji", "format": "npy"}).content)
+    assert images.shape == (2, 3, 64, 64)

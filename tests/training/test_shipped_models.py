@@ -85,3 +85,24 @@ def test_the_shipped_weights_load_into_todays_model_and_reproduce_the_shipped_gr
     np.testing.assert_allclose(mu.numpy(), onnx_mu, atol=1e-4)
     np.testing.assert_allclose(logvar.numpy(), onnx_logvar, atol=1e-4)
     np.testing.assert_allclose(decoded.numpy(), onnx_decoded, atol=1e-4)
+
+
+def test_the_shipped_colour_model_matches_its_card_and_runs_at_any_batch_size():
+    meta = card("emoji")
+    assert meta["image_shape"] == [3, 64, 64] and meta["preprocessing"] == "fit"
+    sessions = {}
+    for graph in ("encoder", "decoder"):
+        entry = meta["files"][graph]
+        assert sha256_file(MODELS / "emoji" / entry["path"]) == entry["sha256"]
+        sessions[graph] = ort.InferenceSession(
+            str(MODELS / "emoji" / entry["path"]), providers=["CPUExecutionProvider"]
+        )
+    latent = meta.get("latent_shape", [meta["latent_dim"]])
+    for n in (1, 3, 17):
+        mu, logvar = sessions["encoder"].run(None, {"image": np.random.rand(n, 3, 64, 64).astype(np.float32)})
+        assert mu.shape == logvar.shape == (n, *latent)
+        (image,) = sessions["decoder"].run(None, {"z": np.random.randn(n, *latent).astype(np.float32)})
+        assert image.shape == (n, 3, 64, 64) and 0 <= image.min() and image.max() <= 1
+    metrics = meta["metrics"]
+    for figure in ("test_neg_elbo_nats", "bits_per_dim", "reconstruction_mse_per_pixel", "active_units"):
+        assert figure in metrics or figure in str(metrics), figure
