@@ -29,6 +29,15 @@ case "$role" in
         echo "setup: Fashion-MNIST missing; run: sudo apt-get install -y dataset-fashion-mnist" >&2
       fi
     fi
+    # The playground's browser tests drive Debian's chromium (Playwright's own download cannot run here).
+    if ! command -v chromium >/dev/null; then
+      if [ "$(id -u)" = 0 ]; then
+        apt-get -o DPkg::Lock::Timeout=600 -qq update >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -qq install -y chromium >/dev/null
+      else
+        echo "setup: chromium missing (tests/playground skip); run: sudo apt-get install -y chromium" >&2
+      fi
+    fi
     ;;
   *) echo "usage: scripts/setup.sh [service|dev]" >&2; exit 2 ;;
 esac

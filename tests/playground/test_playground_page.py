@@ -1,0 +1,355 @@
+"""The playground in a real browser (Debian's chromium, headless) against the real service with the
+shipped models: each test drives one panel the way a person would and checks both what the page
+shows and what reached the service. Any console error or unexpected 4xx/5xx fails the test."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import shlex
+
+import httpx
+import pytest
+from PIL import Image
+
+from devtools.images import digit_png_bytes
+from tests.playground.drive import PHONE, draw_seven, open_page, save_panels, settle
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def shown_grid(page) -> list[int]:
+    """The sample grid's pixels as the page shows them (gray levels, read back through a canvas)."""
+    page.wait_for_function("() => document.querySelector('#sample-grid').naturalWidth > 0")
+    return page.evaluate(
+        """() => {
+            const img = document.querySelector('#sample-grid');
+            const canvas = document.createElement('canvas');
+            canvas.width = img.naturalWidth;
+            canvas.height = img.naturalHeight;
+            const context = canvas.getContext('2d');
+            context.drawImage(img, 0, 0);
+            const rgba = context.getImageData(0, 0, canvas.width, canvas.height).data;
+            return Array.from({ length: rgba.length / 4 }, (_, i) => rgba[4 * i]);
+        }"""
+    )
+
+
+def png_gray(data: bytes) -> list[int]:
+    return list(Image.open(io.BytesIO(data)).convert("L").getdata())
+
+
+def test_the_page_loads_every_panel_from_the_api_alone(page, watch):
+    settle(page)
+    assert watch.statuses("GET", "/models") == [200]
+    assert watch.statuses("GET", "/openapi.json") == [200]
+    assert page.locator("#model-picker option").all_inner_texts() == [
+        "emoji (colour 64×64)",
+        "fashion-mnist (grayscale 28×28)",
+        "mnist (grayscale 28×28)",
+    ]
+    assert page.input_value("#model-picker") == "mnist"
+    # Every request the page makes is to this origin: its own files or the documented API.
+    api = {"/models", "/openapi.json", "/sample", "/decode", "/encode", "/reconstruct", "/interpolate"}
+    for request in watch.requests:
+        path = request.url[len(watch.base_url) :].split("?")[0]
+        assert path == "/" or path.startswith("/static/") or path in api, request.url
+    # The card panel shows the card's figures.
+    card = page.inner_text("#card")
+    assert "importance sampled nll nats" in card and "85.34" in card
+    # /score does not exist yet: its figure stays hidden and nothing asked for it.
+    assert page.locator("#draw-score").is_hidden()
+    assert not watch.calls("POST", "/score")
+    save_panels(page, "desktop")
+
+
+def test_a_drawn_digit_is_reconstructed_and_its_latent_shown_as_bars(page, watch):
+    draw_seven(page)
+    page.wait_for_selector("#draw[data-state=ready]")
+    # One /reconstruct and one /encode per stroke, both answered.
+    assert watch.statuses("POST", "/reconstruct") == [200, 200]
+    assert len(watch.calls("POST", "/encode")) >= 2 and set(watch.statuses("POST", "/encode")) == {200}
+    reconstruct = watch.calls("POST", "/reconstruct")[-1]
+    assert "format=json" in reconstruct.url and "model=mnist" in reconstruct.url
+    assert reconstruct.headers["content-type"].startswith("multipart/form-data")
+    assert page.get_attribute("#draw-input", "src").startswith("data:image/png;base64,")
+    assert page.get_attribute("#draw-output", "src").startswith("data:image/png;base64,")
+    assert re.fullmatch(r"MSE \d\.\d+", page.inner_text("#draw-mse"))
+    assert page.get_attribute("#draw-latent", "data-dims") == "32"
+    assert page.locator("#draw-latent rect").count() == 32
+    assert page.locator("#draw-latent line.whisker").count() == 32
+    assert "curl -F 'file=@drawing.png'" in page.text_content("#draw-curl")
+
+    page.click("#draw-undo")  # back to the bar alone: sent again
+    page.wait_for_selector("#draw[data-state=ready]")
+    assert len(watch.calls("POST", "/reconstruct")) == 3
+    page.click("#draw-clear")
+    assert page.get_attribute("#draw", "data-state") == "empty"
+    assert page.get_attribute("#draw-output", "src") is None
+
+
+def test_an_image_file_picked_or_dropped_is_reconstructed_instead_of_a_drawing(page, watch):
+    page.set_input_files(
+        "#draw-file", files=[{"name": "three.png", "mimeType": "image/png", "buffer": digit_png_bytes(3)}]
+    )
+    page.wait_for_selector("#draw[data-state=ready]")
+    assert "file=@three.png" in page.text_content("#draw-curl")
+
+    encoded = base64.b64encode(digit_png_bytes(5, size=200, white_background=True)).decode()
+    transfer = page.evaluate_handle(
+        """(encoded) => {
+            const bytes = Uint8Array.from(atob(encoded), (c) => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], "five.png", { type: "image/png" }));
+            return transfer;
+        }""",
+        encoded,
+    )
+    page.dispatch_event("#draw-drop", "drop", {"dataTransfer": transfer})
+    page.wait_for_function("() => document.querySelector('#draw-curl').textContent.includes('five.png')")
+    page.wait_for_selector("#draw[data-state=ready]")
+    assert watch.statuses("POST", "/reconstruct") == [200, 200]
+
+
+def test_a_file_the_service_cannot_read_is_reported_in_the_services_words(page, watch):
+    watch.allow(415, 422)
+    page.set_input_files("#draw-file", files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"not a png"}])
+    page.wait_for_selector("#draw[data-state=error]")
+    words = page.inner_text("#draw .error")
+    assert watch.statuses("POST", "/reconstruct")[0] in (415, 422)
+    assert "image" in words.lower() and len(words) > 20, words
+    assert page.locator("#draw .spinner").is_hidden()
+
+
+def test_a_busy_service_is_retried_after_its_retry_after_and_then_answers(page, watch):
+    watch.allow(429)
+    refusals = []
+
+    def busy_once(route):
+        if not refusals:
+            refusals.append(route.request.url)
+            body = {"error": {"code": "queue_full", "message": "the inference queue is full; retry after 1 s"}}
+            route.fulfill(status=429, headers={"Retry-After": "1"}, json=body)
+        else:
+            route.continue_()
+
+    page.route("**/reconstruct?*", busy_once)
+    page.set_input_files(
+        "#draw-file", files=[{"name": "one.png", "mimeType": "image/png", "buffer": digit_png_bytes(1)}]
+    )
+    page.wait_for_function("() => document.querySelector('#draw .status').textContent.startsWith('busy, retrying')")
+    page.wait_for_selector("#draw[data-state=ready]", timeout=10_000)
+    assert len(refusals) == 1
+    assert page.locator("#draw .error").is_hidden()
+
+
+def test_an_oversized_image_is_reported_as_too_large(page, watch):
+    watch.allow(413)
+    message = "the upload is 30000000 bytes; at most 20971520 (VAE_MAX_UPLOAD_BYTES)"
+    page.route(
+        "**/reconstruct?*",
+        lambda route: route.fulfill(status=413, json={"error": {"code": "payload_too_large", "message": message}}),
+    )
+    page.set_input_files(
+        "#draw-file", files=[{"name": "big.png", "mimeType": "image/png", "buffer": digit_png_bytes(2)}]
+    )
+    page.wait_for_selector("#draw[data-state=error]")
+    assert page.inner_text("#draw .error") == f"image too large: {message}"
+
+
+def test_a_new_seed_changes_the_grid_and_copy_as_curl_gives_the_command_that_reproduces_it(page, watch):
+    page.wait_for_selector("#sample[data-state=ready]")
+    first = shown_grid(page)
+    seed = page.input_value("#sample-seed")
+    page.click("#sample-new-seed")
+    page.wait_for_function(f"() => document.querySelector('#sample-grid').dataset.seed !== '{seed}'")
+    new_seed = page.input_value("#sample-seed")
+    grid = shown_grid(page)
+    assert grid != first
+    assert f"seed={new_seed}" in watch.calls("POST", "/sample")[-1].url
+
+    page.click("#sample-copy")
+    page.wait_for_function("() => document.querySelector('#sample .status').textContent.includes('copied')")
+    command = page.evaluate("navigator.clipboard.readText()")
+    assert command == page.inner_text("#sample-curl")
+    words = shlex.split(command)
+    assert words[:3] == ["curl", "-X", "POST"] and words[-2] == "-o"
+    assert png_gray(httpx.post(words[3]).content) == grid  # the same grid, pixel for pixel
+
+    page.fill("#sample-n", "4")  # typing re-samples after a pause
+    page.wait_for_function("() => document.querySelector('#sample-curl').textContent.includes('n=4')")
+    page.wait_for_function("() => document.querySelector('#sample-grid').alt.startsWith('4 samples')")
+    # label and prior exist on no /sample yet, so their controls stay hidden.
+    assert page.locator("#sample-label-field").is_hidden() and page.locator("#sample-prior-field").is_hidden()
+
+
+def test_an_interpolation_between_two_seeds_is_one_interpolate_request(page, watch):
+    settle(page)
+    is_walk = lambda response: response.url.startswith(watch.base_url + "/interpolate")  # noqa: E731
+    page.fill("#endpoint-a .endpoint-seed", "3")
+    with page.expect_response(is_walk):
+        page.click("#endpoint-a .endpoint-use-seed")
+    assert page.inner_text("#endpoint-a .endpoint-source") == "seed 3"
+    walks_before = len(watch.calls("POST", "/interpolate"))
+    with page.expect_response(is_walk) as walked:
+        page.fill("#interp-steps", "8")
+        page.press("#interp-steps", "Tab")  # a change of frames walks again
+    page.wait_for_selector("#interpolate[data-frames='8']")
+    assert len(watch.calls("POST", "/interpolate")) == walks_before + 1
+    request = walked.value.request
+    assert "steps=8" in request.url and "method=linear" in request.url and "format=json" in request.url
+    endpoints = json.loads(request.post_data or "")["latents"]
+    seed3 = httpx.post(f"{watch.base_url}/sample", params={"n": 1, "seed": 3, "format": "json"}).json()["latents"][0]
+    assert len(endpoints) == 2 and endpoints[0] == pytest.approx(seed3, abs=1e-5)
+    assert page.locator("#interp-strip img").count() == 8
+    assert "/interpolate?steps=8" in (page.text_content("#interp-curl") or "")
+    # The service's methods, from its schema.
+    assert page.locator("#interp-method option").all_inner_texts() == ["linear", "slerp"]
+    with page.expect_response(is_walk) as walked:
+        page.select_option("#interp-method", "slerp")
+    assert "method=slerp" in walked.value.url
+    page.wait_for_selector("#interpolate[data-frames='8']")
+
+    page.click("#interp-play")  # it was playing; now paused
+    assert page.get_attribute("#interp-play", "aria-pressed") == "false"
+    page.locator("#interp-slider").fill("5")
+    assert page.inner_text("#interp-position") == "frame 6 / 8, t = 0.71"
+    assert page.locator("#interp-strip li.is-current").count() == 1
+
+    draw_seven(page)  # a drawing as endpoint B
+    page.wait_for_selector("#draw[data-state=ready]")
+    with page.expect_response(is_walk) as walked:
+        page.click("#endpoint-b .endpoint-use-drawing")
+    assert walked.value.ok
+    assert page.inner_text("#endpoint-b .endpoint-source") == "the drawing"
+    page.wait_for_function("() => document.querySelectorAll('#interp-strip img').length === 8")
+    save_panels(page, "desktop-walk")
+
+
+def without_interpolate(page) -> None:
+    """The page on a service that has no /interpolate yet: its schema, less that path."""
+
+    def schema_without_it(route):
+        schema = route.fetch().json()
+        del schema["paths"]["/interpolate"]
+        route.fulfill(json=schema)
+
+    page.route("**/openapi.json", schema_without_it)
+
+
+def test_without_interpolate_the_walk_is_computed_here_and_every_frame_decoded_in_one_request(browser, live_server):
+    page, watch = open_page(browser, live_server.base_url, prepare=without_interpolate)
+    try:
+        settle(page)
+        assert not watch.calls("POST", "/interpolate")
+        assert page.locator("#interp-method-field").is_hidden()
+        is_decode = lambda response: response.url.startswith(watch.base_url + "/decode")  # noqa: E731
+        with page.expect_response(is_decode) as walked:
+            page.fill("#interp-steps", "5")
+            page.press("#interp-steps", "Tab")
+        page.wait_for_selector("#interpolate[data-frames='5']")
+        frames = json.loads(walked.value.request.post_data or "")["latents"]
+        assert len(frames) == 5 and all(len(z) == 32 for z in frames)
+        seeds = [
+            httpx.post(f"{watch.base_url}/sample", params={"n": 1, "seed": s, "format": "json"}).json()["latents"][0]
+            for s in (1, 2)
+        ]
+        assert frames[0] == pytest.approx(seeds[0], abs=1e-5) and frames[-1] == pytest.approx(seeds[1], abs=1e-5)
+        middle = [(a + b) / 2 for a, b in zip(*seeds, strict=True)]
+        assert frames[2] == pytest.approx(middle, abs=2e-5)  # a straight line
+    finally:
+        page.context.close()
+    assert not watch.problems(), watch.problems()
+
+
+def test_hovering_the_latent_map_decodes_that_point_and_a_click_puts_it_in_the_decoder(page, watch):
+    settle(page)
+    assert page.get_attribute("#map-plot", "data-points") == "256"
+    assert page.locator("#map-plot circle.point").count() == 256
+    # The map's points are the encoder means of the page's own samples, 64 images per /encode.
+    assert any("n=256" in r.url and "seed=0" in r.url for r in watch.calls("POST", "/sample"))
+    assert len([r for r in watch.calls("POST", "/encode") if "model=mnist" in r.url]) == 4
+
+    before = page.get_attribute("#map-preview", "src")
+    page.locator("#map-plot").hover(position={"x": 40, "y": 50})
+    page.wait_for_function(f"() => document.querySelector('#map-preview').getAttribute('src') !== {json.dumps(before)}")
+    last = watch.calls("POST", "/decode")[-1]
+    assert len(json.loads(last.post_data or "")["latents"]) == 1
+    assert re.fullmatch(r"u -?\d+\.\d\d, v -?\d+\.\d\d", page.inner_text("#map-coordinates"))
+
+    page.locator("#map-plot").click(position={"x": 200, "y": 220})
+    page.wait_for_selector("#decoder[data-state=ready]")
+    assert page.get_attribute("#decoder-image", "src").startswith("data:image/png;base64,")
+    assert page.inner_text("#decoder-caption").startswith("map point u ")
+    assert page.locator("#decoder-latent rect").count() == 32
+    page.click("#decoder-to-a")
+    page.wait_for_function(
+        "() => document.querySelector('#endpoint-a .endpoint-source').textContent.startsWith('map point')"
+    )
+
+
+def test_picking_fashion_mnist_moves_every_panel_and_the_card_to_that_model(page, watch):
+    settle(page)
+    page.select_option("#model-picker", "fashion-mnist")
+    page.wait_for_selector("#card[data-model=fashion-mnist]")
+    page.wait_for_function("() => document.querySelector('#sample-grid').alt.includes('fashion-mnist')")
+    page.wait_for_selector("#map[data-state=ready]")
+    page.wait_for_selector("#interpolate[data-state=ready]")
+    assert "model=fashion-mnist" in page.url
+    assert "fashion-mnist" in page.inner_text("#card")
+    assert "231.5" in page.inner_text("#card")  # its importance-sampled NLL, from its card
+    for path in ("/sample", "/decode", "/encode"):
+        assert any("model=fashion-mnist" in r.url for r in watch.calls("POST", path)), path
+    draw_seven(page)
+    page.wait_for_selector("#draw[data-state=ready]")
+    assert "model=fashion-mnist" in watch.calls("POST", "/reconstruct")[-1].url
+
+
+def test_at_phone_width_nothing_scrolls_sideways(browser, live_server):
+    page, watch = open_page(browser, live_server.base_url, viewport=PHONE)
+    try:
+        settle(page)
+        draw_seven(page)
+        page.wait_for_selector("#draw[data-state=ready]")
+        widths = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        assert widths[0] <= widths[1] == PHONE["width"], widths
+        too_wide = page.evaluate(
+            """() => [...document.querySelectorAll('body *')]
+                .filter((e) => e.getBoundingClientRect().right > document.documentElement.clientWidth + 0.5)
+                .map((e) => e.id || e.className || e.tagName)"""
+        )
+        assert not too_wide
+        save_panels(page, "phone")
+    finally:
+        page.context.close()
+    assert not watch.problems(), watch.problems()
+
+
+def test_every_control_is_reachable_with_the_tab_key_and_shows_its_focus(page, watch):
+    settle(page)
+    controls = page.evaluate(
+        """() => [...document.querySelectorAll('a[href], button, input, select, summary, [tabindex="0"]')]
+            .filter((e) => !e.disabled && e.getClientRects().length > 0)
+            .map((e, i) => { e.dataset.tabProbe = String(i); return e.id || e.className || e.textContent.trim(); })"""
+    )
+    reached = {}
+    for _ in range(len(controls) + 5):
+        page.keyboard.press("Tab")
+        probe, outline = page.evaluate(
+            """() => { const e = document.activeElement, style = getComputedStyle(e);
+                return [e.dataset.tabProbe ?? e.tagName, `${style.outlineStyle} ${style.outlineWidth}`]; }"""
+        )
+        if probe != "BODY":  # past the last control
+            reached[probe] = outline
+    missing = [name for i, name in enumerate(controls) if str(i) not in reached]
+    assert not missing, missing
+    assert set(reached.values()) == {"solid 3px"}, reached  # :focus-visible on every one
+
+    # The map works from the keyboard too: arrows move its cursor, Enter decodes the point.
+    page.focus("#map-plot")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("Shift+ArrowUp")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#decoder[data-state=ready]")
