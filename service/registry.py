@@ -34,6 +34,9 @@ GRAPHS: tuple[GraphName, ...] = ("encoder", "decoder")
 # Tensor names fixed by the export contract (docs/api.md, model card `graphs`).
 GRAPH_INPUT = {"encoder": "image", "decoder": "z"}
 GRAPH_OUTPUTS = {"encoder": ("mu", "logvar"), "decoder": ("image",)}
+# Files a card may add beside its graphs, each verified by sha256 at start (docs/model-card.md).
+ExtraFile = Literal["prior", "scores", "projection"]
+EXTRA_FILES: tuple[ExtraFile, ...] = ("prior", "scores", "projection")
 
 
 class ModelLoadError(RuntimeError):
@@ -106,12 +109,15 @@ class ModelCard(BaseModel):
     decoder_output: Literal["probabilities", "logits"] = "probabilities"
     tensors: TensorNames = TensorNames()
     labels: list[str] | None = None
-    files: dict[Literal["encoder", "decoder"], FileRef]
+    files: dict[Literal["encoder", "decoder", "prior", "scores", "projection"], FileRef]
     graphs: dict[Literal["encoder", "decoder"], GraphSpec]
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelCard:
         channels, height, width = self.image_shape
+        missing = [graph for graph in GRAPHS if graph not in self.files]
+        if missing:
+            raise ValueError(f"files: the card must name the {' and '.join(missing)} ONNX file")
         if channels not in (1, 3):
             raise ValueError(f"image_shape {list(self.image_shape)}: channels must be 1 (grayscale) or 3 (RGB)")
         if not (MIN_SIDE <= height <= MAX_SIDE and MIN_SIDE <= width <= MAX_SIDE):
@@ -167,6 +173,7 @@ class LoadedModel:
     inputs: dict[str, dict[str, list[int | str]]] = field(default_factory=dict)
     outputs: dict[str, dict[str, list[int | str]]] = field(default_factory=dict)
     batchers: dict[str, Any] = field(default_factory=dict)  # graph -> its GraphBatcher, set by the Engine
+    extra_files: dict[str, Path] = field(default_factory=dict)  # verified files beside the graphs, by kind
 
     @property
     def latent_dim(self) -> int:
@@ -321,21 +328,28 @@ def _check_graph(session: ort.InferenceSession, graph: str, card: ModelCard, pat
             )
 
 
+def verified_file(directory: Path, card: ModelCard, kind: str) -> Path:
+    """The card's file of this kind, present and matching its sha256, else ModelLoadError naming it."""
+    ref = card.files[kind]  # type: ignore[index]
+    path = (directory / ref.path).resolve()
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: {kind} file named by {directory / 'model.json'} is missing")
+    actual = sha256_of(path)
+    if actual != ref.sha256:
+        raise ModelLoadError(
+            f"{path}: sha256 mismatch (file {actual}, model card {ref.sha256}); the file is corrupt or "
+            f"does not belong to this card"
+        )
+    return path
+
+
 def load_model(directory: Path, settings: Settings) -> LoadedModel:
     card, raw = read_card(directory / "model.json")
     sessions: dict[str, ort.InferenceSession] = {}
     providers: set[str] = set()
+    extra_files = {kind: verified_file(directory, card, kind) for kind in EXTRA_FILES if kind in card.files}
     for graph in GRAPHS:
-        ref = card.files[graph]
-        path = (directory / ref.path).resolve()
-        if not path.is_file():
-            raise ModelLoadError(f"{path}: {graph} ONNX file named by {directory / 'model.json'} is missing")
-        actual = sha256_of(path)
-        if actual != ref.sha256:
-            raise ModelLoadError(
-                f"{path}: sha256 mismatch (file {actual}, model card {ref.sha256}); the file is corrupt or "
-                f"does not belong to this card"
-            )
+        path = verified_file(directory, card, graph)
         session, active = open_session(path, settings)
         _check_graph(session, graph, card, path)
         sessions[graph] = session
@@ -360,6 +374,7 @@ def load_model(directory: Path, settings: Settings) -> LoadedModel:
         limits=ModelLimits.of(card, settings),
         inputs=shapes["inputs"],
         outputs=shapes["outputs"],
+        extra_files=extra_files,
     )
 
 
