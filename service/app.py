@@ -22,7 +22,7 @@ from service.oip import rest as oip_rest
 from service.oip.repository import ModelRepository
 from service.registry import Registry, load_registry
 from service.request_ids import RequestIdMiddleware
-from service.routes import generate, images, latent_space, models, ops
+from service.routes import generate, images, latent_space, models, ops, scoring
 from service.state import ServiceState
 
 logger = logging.getLogger("service.app")
@@ -40,7 +40,10 @@ def document_limits(schema: dict[str, Any], settings: Settings) -> None:
             parameter["schema"]["maximum"] = settings.max_sample_n
     decode_json = paths["/decode"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     decode_json["properties"]["latents"]["maxItems"] = settings.max_sample_n
-    for path in ("/encode", "/reconstruct"):
+    for parameter in paths["/score"]["post"]["parameters"]:
+        if parameter["name"] == "k":
+            parameter["schema"]["maximum"] = settings.max_score_k
+    for path in ("/encode", "/reconstruct", "/score"):
         form = paths[path]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
         form["properties"]["file"]["maxItems"] = settings.max_upload_images
 
@@ -115,7 +118,15 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             allow_headers=["*"],
             expose_headers=["X-Model", "X-Latent-Dim", "X-Latent-Shape", "X-Request-ID", "Retry-After"],
         )
-    for router in (generate.router, images.router, latent_space.router, models.router, ops.router, oip_rest.router):
+    for router in (
+        generate.router,
+        images.router,
+        latent_space.router,
+        scoring.router,
+        models.router,
+        ops.router,
+        oip_rest.router,
+    ):
         app.include_router(router)
     if settings.playground:
         app.include_router(playground.router)

@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     max_walk_steps: int = Field(
         64, ge=2, description="Most frames per /interpolate and values per dimension for /traverse."
     )
+    max_score_k: int = Field(1024, ge=1, description="Most importance samples per image for /score (its k).")
+    max_score_rows: int = Field(
+        65_536, ge=1, description="Most decoder rows (k x images) one /score request may ask for."
+    )
+    outlier_percentile: float = Field(
+        99.0, gt=0, lt=100, description="/score flags an image whose outlier_score is above this test-set percentile."
+    )
     max_upload_bytes: int = Field(
         20 * 1024 * 1024, ge=1024, description="Largest upload body in bytes; beyond it: 413."
     )

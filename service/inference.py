@@ -7,6 +7,7 @@ numpy's default_rng(seed) (FACTS.md: sampling ops in exported graphs cannot be s
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import NamedTuple
@@ -15,7 +16,9 @@ import numpy as np
 
 from service.batching import BatchObserver, GraphBatcher
 from service.config import Settings
+from service.errors import InvalidRequest
 from service.registry import GRAPHS, LoadedModel, Registry, graph_tensor_names
+from service.scoring import Score, importance_latents, log_likelihood, score_noise, score_one
 
 ObserverFactory = Callable[[str, str, GraphBatcher], BatchObserver]
 
@@ -168,6 +171,84 @@ class Engine:
     async def decode(self, model: LoadedModel, latents: np.ndarray) -> Decoded:
         images, pixels = await model.batchers["decoder"].infer(latents, self.timeout_s)
         return Decoded(images, pixels)
+
+    async def score(self, model: LoadedModel, images: np.ndarray, k: int, seed: int) -> tuple[Encoded, list[Score]]:
+        """Each image's scores from k importance samples (service/scoring.py). The k x N decoder rows
+        go through the decoder's batcher in pieces of at most max_sample_n rows, one at a time,
+        so a large request holds no more of the queue than a /sample does."""
+        encoded = await self.encode(model, images)
+        count = len(images)
+        mu, logvar = encoded.mu.reshape(count, -1), encoded.logvar.reshape(count, -1)
+        eps = score_noise(seed, k, mu.shape[1])
+        rows = np.concatenate([importance_latents(m, v, eps) for m, v in zip(mu, logvar, strict=True)])
+        sigma = model.decoder_sigma
+        log_px_z = np.empty(len(rows))
+        piece = model.limits.max_sample_n
+        for start in range(0, len(rows), piece):
+            decoded = await self.decode(model, rows[start : start + piece].reshape(-1, *model.latent_shape))
+            await asyncio.to_thread(
+                _fill_log_likelihoods, log_px_z, start, decoded.images, images, k, model.card.likelihood, sigma
+            )
+        prior = model.prior.mixture if model.prior is not None and model.card.prior.default == "mixture" else None
+        scores = [score_one(mu[i], logvar[i], eps, log_px_z[i * k : (i + 1) * k], prior) for i in range(count)]
+        return encoded, scores
+
+
+def _fill_log_likelihoods(
+    out: np.ndarray, start: int, decoded: np.ndarray, images: np.ndarray, k: int, likelihood: str, sigma
+) -> None:
+    """out[start : start + len(decoded)] = log p(x|z) of those rows; row r belongs to image r // k."""
+    end = start + len(decoded)
+    row = start
+    while row < end:
+        image = row // k
+        stop = min(end, (image + 1) * k)
+        out[row:stop] = log_likelihood(images[image], decoded[row - start : stop - start], likelihood, sigma)
+        row = stop
+
+
+def choose_prior(model: LoadedModel, prior: str | None, label: str | None) -> tuple[str, int | None]:
+    """(prior kind, class index) for /sample's `prior` and `label`, or InvalidRequest saying what
+    this model offers."""
+    stored = model.prior
+    kinds = ["standard", "mixture"] if stored is not None else ["standard"]
+    if label is not None:
+        labels = model.card.labels or []
+        if not labels or stored is None or not stored.classes:
+            raise InvalidRequest(
+                f"model {model.name!r} has no class-conditional priors; leave out 'label'", {"labels": labels}
+            )
+        if label in labels:
+            index = labels.index(label)
+        elif label.isdigit() and int(label) < len(labels):
+            index = int(label)
+        else:
+            raise InvalidRequest(
+                f"query parameter 'label': {label!r} is not a class of model {model.name!r}; allowed: "
+                f"{', '.join(labels)} (or their index 0..{len(labels) - 1})",
+                {"labels": labels},
+            )
+        if prior == "standard":
+            raise InvalidRequest("'label' draws from that class's prior; leave out 'prior' or set it to mixture")
+        return "mixture", index
+    kind = prior or model.card.prior.default
+    if kind not in kinds:
+        raise InvalidRequest(
+            f"query parameter 'prior': model {model.name!r} has no stored {kind} prior; allowed: {', '.join(kinds)}",
+            {"allowed": kinds},
+        )
+    return kind, None
+
+
+def draw_latents(
+    model: LoadedModel, n: int, seed: int | None, temperature: float, prior: str = "standard", label: int | None = None
+) -> np.ndarray:
+    """What /sample decodes: z ~ N(0, T^2 I), or the stored mixture (one class's, with a label)
+    with its spread scaled by T; the same seed gives the same latents."""
+    if prior == "standard" or model.prior is None:
+        return prior_latents(n, model.latent_shape, seed, temperature)
+    mixture = model.prior.mixture if label is None else model.prior.classes[label]
+    return mixture.sample(n, np.random.default_rng(seed), temperature).reshape(n, *model.latent_shape)
 
 
 def prior_latents(n: int, latent_shape: tuple[int, ...], seed: int | None, temperature: float) -> np.ndarray:

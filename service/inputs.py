@@ -69,8 +69,37 @@ class SampleQuery(QueryModel):
     model: ModelName = None
     n: int = Field(16, ge=1, description="Number of images (1..VAE_MAX_SAMPLE_N)")
     seed: Seed = None
-    temperature: float = Field(1.0, gt=0, le=10, description="Standard deviation T of the prior")
+    temperature: float = Field(
+        1.0, gt=0, le=10, description="Standard deviation T of the prior (a mixture's spread is scaled by T)"
+    )
+    prior: Literal["standard", "mixture"] | None = Field(
+        None, description="N(0, I), or the mixture stored with the model; default: the card's prior.default"
+    )
+    label: str | None = Field(
+        None, max_length=200, description="A class name or index from the card's labels: that class's prior"
+    )
     format: ImageFormat = None
+
+
+class ScoreQuery(QueryModel):
+    model: ModelName = None
+    k: int = Field(64, ge=1, description="Importance samples per image (1..VAE_MAX_SCORE_K)")
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="Seed of the importance samples; same seed, same scores")
+    normalize: Normalize = True
+
+
+def check_score_k(k: int, images: int, max_k: int, max_rows: int) -> int:
+    if k > max_k:
+        raise InvalidRequest(
+            f"query parameter 'k': {k} is too many; allowed 1..{max_k} (VAE_MAX_SCORE_K)", {"max": max_k}
+        )
+    if k * images > max_rows:
+        raise InvalidRequest(
+            f"k x images = {k} x {images} = {k * images} decoder rows; at most {max_rows} per request "
+            "(VAE_MAX_SCORE_ROWS): lower k or send fewer images",
+            {"max_rows": max_rows},
+        )
+    return k
 
 
 class DecodeQuery(QueryModel):
@@ -301,6 +330,31 @@ async def read_latents(
         raise UnsupportedMediaType(f"Content-Type {media_type or '(none)'} is not accepted; send {LATENT_TYPES}")
     body = await read_body(request, max_bytes, "VAE_MAX_JSON_BYTES")
     return parse_latents(body, media_type, latent_shape, max_rows, accepts_flat)
+
+
+def parse_model_inputs(body: bytes, image_shape: tuple[int, int, int], max_images: int) -> np.ndarray:
+    """A .npy batch of model inputs (float [N, C, H, W] in [0, 1], or one [C, H, W]) -> float32, validated."""
+    expected = "[N, " + ", ".join(map(str, image_shape)) + "]"
+    details = {"expected_shape": ["N", *image_shape]}
+    try:
+        array = np.load(io.BytesIO(body), allow_pickle=False)
+    except Exception:  # numpy raises several types for a bad header or truncated data
+        raise InvalidRequest(f"body is not a valid .npy array; send float32 {expected} in [0, 1]", details) from None
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "iuf":
+        raise InvalidRequest(f"body must be one .npy array of numbers {expected} in [0, 1]", details)
+    if array.shape == tuple(image_shape):
+        array = array[None]
+    if array.ndim != 4 or tuple(array.shape[1:]) != tuple(image_shape):
+        raise InvalidRequest(f"model inputs have shape {list(array.shape)}; expected {expected}", details)
+    if not 1 <= len(array) <= max_images:
+        raise PayloadTooLarge(
+            f"{len(array)} images; at most {max_images} per request (VAE_MAX_UPLOAD_IMAGES)", {"max": max_images}
+        )
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    # NaN fails both comparisons, so one check refuses it, inf and anything outside [0, 1].
+    if not (array.min() >= 0.0 and array.max() <= 1.0):
+        raise InvalidRequest(f"model inputs must be finite pixels in [0, 1], shaped {expected}", details)
+    return array
 
 
 def check_steps(name: str, steps: int, limit: int) -> int:

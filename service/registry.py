@@ -18,12 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import onnxruntime as ort
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
 
 from service.config import Settings
 from service.errors import ModelNotFound
 from service.preprocessing import InputSpec
+from service.priors import StoredPrior, load_prior
+from service.scoring import ScoreTable, load_table
 
 logger = logging.getLogger("service.registry")
 
@@ -83,6 +86,16 @@ class FitOptions(BaseModel):
         return value
 
 
+class PriorCard(BaseModel):
+    """The card's `prior` section (training/priors.py writes the rest: how it was fitted and measured)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    default: Literal["standard", "mixture"] = Field(
+        "standard", description="What /sample draws from when `prior` is not given"
+    )
+
+
 Preprocessing = Literal["mnist-digit", "fashion-product", "fit"]
 GRAYSCALE_RULES = ("mnist-digit", "fashion-product")
 MIN_SIDE, MAX_SIDE = 8, 512
@@ -109,6 +122,7 @@ class ModelCard(BaseModel):
     decoder_output: Literal["probabilities", "logits"] = "probabilities"
     tensors: TensorNames = TensorNames()
     labels: list[str] | None = None
+    prior: PriorCard = PriorCard()
     files: dict[Literal["encoder", "decoder", "prior", "scores", "projection"], FileRef]
     graphs: dict[Literal["encoder", "decoder"], GraphSpec]
 
@@ -128,6 +142,8 @@ class ModelCard(BaseModel):
             raise ValueError(
                 f"latent_shape {list(self.latent_shape)} does not hold latent_dim {self.latent_dim} values"
             )
+        if self.prior.default == "mixture" and "prior" not in self.files:
+            raise ValueError("prior.default is 'mixture' but files.prior names no prior file")
         if self.latent_shape is not None and len(self.latent_shape) == 2:
             raise ValueError(f"latent_shape {list(self.latent_shape)}: a latent is [D] or [C, h, w]")
         return self
@@ -174,6 +190,8 @@ class LoadedModel:
     outputs: dict[str, dict[str, list[int | str]]] = field(default_factory=dict)
     batchers: dict[str, Any] = field(default_factory=dict)  # graph -> its GraphBatcher, set by the Engine
     extra_files: dict[str, Path] = field(default_factory=dict)  # verified files beside the graphs, by kind
+    prior: StoredPrior | None = None  # the stored mixture (and class mixtures), when the card names one
+    score_table: ScoreTable | None = None  # the test set's scores, for /score's percentiles
 
     @property
     def latent_dim(self) -> int:
@@ -191,6 +209,20 @@ class LoadedModel:
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return self.card.image_shape
+
+    @functools.cached_property
+    def decoder_sigma(self) -> np.ndarray | None:
+        """A Gaussian decoder's per-channel sigma (the card's metrics), for /score's likelihood."""
+        sigma = self.card_json.get("metrics", {}).get("decoder_sigma_per_channel")
+        if sigma is None or len(sigma) != self.image_shape[0]:
+            return None
+        return np.asarray(sigma, dtype=np.float64)
+
+    @property
+    def scorable(self) -> bool:
+        return self.card.likelihood == "bernoulli" or (
+            self.card.likelihood == "gaussian" and self.decoder_sigma is not None
+        )
 
     @functools.cached_property
     def input_spec(self) -> InputSpec:
@@ -348,6 +380,17 @@ def load_model(directory: Path, settings: Settings) -> LoadedModel:
     sessions: dict[str, ort.InferenceSession] = {}
     providers: set[str] = set()
     extra_files = {kind: verified_file(directory, card, kind) for kind in EXTRA_FILES if kind in card.files}
+    prior = score_table = None
+    if "prior" in extra_files:
+        try:
+            prior = load_prior(extra_files["prior"], card.latent_dim, card.labels)
+        except ValueError as exc:
+            raise ModelLoadError(f"{extra_files['prior']}: invalid prior file: {exc}") from None
+    if "scores" in extra_files:
+        try:
+            score_table = load_table(extra_files["scores"])
+        except ValueError as exc:
+            raise ModelLoadError(f"{extra_files['scores']}: invalid score table: {exc}") from None
     for graph in GRAPHS:
         path = verified_file(directory, card, graph)
         session, active = open_session(path, settings)
@@ -375,6 +418,8 @@ def load_model(directory: Path, settings: Settings) -> LoadedModel:
         inputs=shapes["inputs"],
         outputs=shapes["outputs"],
         extra_files=extra_files,
+        prior=prior,
+        score_table=score_table,
     )
 
 

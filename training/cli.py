@@ -126,6 +126,52 @@ def evaluate(
     typer.echo(json.dumps(report, indent=2))
 
 
+@app.command("fit-prior")
+def fit_prior_command(
+    model: Annotated[Path, typer.Argument(help="model folder (models/NAME) or run folder")],
+    classifier: Annotated[
+        Optional[Path], typer.Option(help="folder from `train-classifier` (without: no FD or class fidelity)")
+    ] = None,
+    components: Annotated[list[int], typer.Option(help="mixture sizes K to choose from")] = (10, 25, 50, 100),
+    class_components: Annotated[int, typer.Option(help="mixture components per class")] = 4,
+    n_samples: Annotated[int, typer.Option(help="samples per prior for the Fréchet distance")] = 10_000,
+    nll_images: Annotated[int, typer.Option(help="test images for the NLL under each prior")] = 1_000,
+    nll_k: Annotated[int, typer.Option(help="importance samples per image")] = 200,
+    threads: Annotated[Optional[int], typer.Option()] = None,
+) -> None:
+    """Fit a mixture prior (K by held-out likelihood) and per-class priors -> prior.npz + the card's `prior`."""
+    from training.priors import fit_prior
+
+    report = fit_prior(
+        model,
+        classifier,
+        components=tuple(components),
+        class_components=class_components,
+        n_samples=n_samples,
+        nll_images=nll_images,
+        nll_k=nll_k,
+        threads=threads,
+    )
+    typer.echo(json.dumps(report, indent=2))
+
+
+@app.command("score-table")
+def score_table_command(
+    model: Annotated[Path, typer.Argument(help="model folder (models/NAME)")],
+    ood: Annotated[
+        Optional[str], typer.Option(help="a built-in dataset the model should flag, for the AUROC figures")
+    ] = None,
+    images: Annotated[Optional[int], typer.Option(help="first N test images (default: all)")] = None,
+    k: Annotated[int, typer.Option(help="importance samples per image, as /score's default")] = 64,
+    threads: Annotated[Optional[int], typer.Option()] = None,
+) -> None:
+    """Score the test set as /score does -> scores.npz (percentiles, outlier flag) + the card's `scores`."""
+    from training.scores import score_table
+
+    report = score_table(model, ood=ood, images=images, k=k, threads=threads)
+    typer.echo(json.dumps(report, indent=2))
+
+
 @app.command()
 def export(
     run: Annotated[Path, typer.Option(help="run folder from `train` (with eval.json from `evaluate`)")],
@@ -142,3 +188,26 @@ def export(
 
     card = export_run(run, out, name=name or out.name, version=version, compare_with=compare_with, note=note)
     typer.echo(f"exported {card['name']} to {out}: parity {card['export']['parity_max_abs_diff']}")
+
+
+@app.command()
+def project(
+    model: Annotated[Path, typer.Argument(help="model folder with model.json and encoder.onnx, e.g. models/mnist")],
+    points: Annotated[
+        int, typer.Option(help="test images drawn on the map (all, when the test set is smaller)")
+    ] = 2000,
+    seed: Annotated[int, typer.Option(help="seeds which test images are drawn")] = 0,
+    threads: Annotated[Optional[int], typer.Option(help="onnxruntime threads (default: all cores)")] = None,
+) -> None:
+    """The latent map: PCA of the test set's encoder means -> projection.json + the card's files.projection."""
+    from training.projection import ProjectionDataMissing, write_projection
+
+    try:
+        projection = write_projection(model, points=points, seed=seed, threads=threads)
+    except ProjectionDataMissing as error:
+        raise SystemExit(str(error)) from None
+    ratio = projection["explained_variance_ratio"]
+    typer.echo(
+        f"{model / 'projection.json'}: {len(projection['points'])} of {projection['test_images']} test images; "
+        f"pc1 {ratio[0]:.1%} and pc2 {ratio[1]:.1%} of the means' variance"
+    )

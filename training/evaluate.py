@@ -29,12 +29,19 @@ MAX_DECODED_VALUES = 1 << 25
 
 @torch.inference_mode()
 def importance_sampled_nll(
-    model: VAE, targets: torch.Tensor, k: int = 1000, seed: int = 0, max_rows: int | None = None, decode=None
+    model: VAE,
+    targets: torch.Tensor,
+    k: int = 1000,
+    seed: int = 0,
+    max_rows: int | None = None,
+    decode=None,
+    log_prior=None,
 ) -> torch.Tensor:
     """Per-image -log p(x) in nats, estimated with k importance samples.
 
     `decode` (z -> logits) defaults to the torch decoder; evaluate_run passes the same decoder
-    run by onnxruntime, which is faster on CPU for the k * N decodes that dominate.
+    run by onnxruntime, which is faster on CPU for the k * N decodes that dominate. `log_prior`
+    (flat latents [..., D] -> log p(z)) defaults to N(0, I); a stored mixture passes its own.
     """
     decode = decode or model.decode
     model.eval()
@@ -55,7 +62,10 @@ def importance_sampled_nll(
             z = mu + std * eps  # (s, B, *latent_shape)
             logits = decode(z.reshape(-1, *mu.shape[1:])).reshape(s, *x.shape)
             log_px_z = model.log_likelihood(logits, x.expand(s, *x.shape))
-            log_pz = -0.5 * (z.pow(2) + LOG_2PI).flatten(start_dim=2).sum(-1)
+            if log_prior is None:
+                log_pz = -0.5 * (z.pow(2) + LOG_2PI).flatten(start_dim=2).sum(-1)
+            else:
+                log_pz = log_prior(z.flatten(start_dim=2))
             log_qz = -0.5 * (eps.pow(2) + logvar + LOG_2PI).flatten(start_dim=2).sum(-1)
             log_weights.append(log_px_z + log_pz - log_qz)
         log_px = torch.logsumexp(torch.cat(log_weights), dim=0) - math.log(k)

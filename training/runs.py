@@ -81,6 +81,43 @@ def load_model(run_dir: Path, map_location: str | torch.device = "cpu") -> tuple
     return model, config
 
 
+def load_model_folder(model_dir: Path) -> tuple[VAE, TrainConfig]:
+    """Rebuild the torch model of a shipped model folder from its card's training config and the
+    weights inside its two ONNX graphs (whose initializers keep the torch parameter names)."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    card = json.loads((model_dir / "model.json").read_text())
+    config = TrainConfig.from_dict(card["training"]["config"])
+    model = config.build_model()
+    wanted = model.state_dict()
+    state = {}
+    for graph, prefix in (("encoder", "encoder."), ("decoder", "")):
+        for tensor in onnx.load(str(model_dir / card["files"][graph]["path"])).graph.initializer:
+            name = prefix + tensor.name
+            if name in wanted:
+                state[name] = torch.from_numpy(np.array(numpy_helper.to_array(tensor)))
+    if "log_scale" in wanted:  # the learned decoder sigma is not in the graphs; the card rounds it
+        sigma = torch.tensor(card["metrics"]["decoder_sigma_per_channel"]).reshape(wanted["log_scale"].shape)
+        state["log_scale"] = sigma.log()
+    missing = sorted(set(wanted) - set(state))
+    if missing:
+        raise SystemExit(f"{model_dir}: the graphs do not hold {missing}; is this a model exported by `training`?")
+    model.load_state_dict(state)
+    model.eval()
+    return model, config
+
+
+def load_any_model(path: Path) -> tuple[VAE, TrainConfig]:
+    """A run folder (checkpoint.pt) or a shipped model folder (model.json + graphs)."""
+    if has_checkpoint(path):
+        return load_model(path)
+    if (path / "model.json").exists():
+        return load_model_folder(path)
+    raise SystemExit(f"{path}: neither a run folder ({CHECKPOINT}) nor a model folder (model.json)")
+
+
 def write_data_summary(run_dir: Path, summary: dict) -> None:
     """What export needs to know about the training data (class names, its source) without reading it."""
     _atomic_write(run_dir / DATA, lambda tmp: tmp.write_text(json.dumps(summary, indent=2)))

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from service import errors, outputs
 from service.deps import AcceptHeader, EngineDep, LatentsDep, ModelDep, ServiceDep, reject_unknown_query
 from service.handlers import error_responses
-from service.inference import prior_latents
+from service.inference import choose_prior, draw_latents
 from service.inputs import DecodeQuery, SampleQuery, check_sample_n
 from service.routes.schemas import IMAGE_RESPONSES, LATENTS_BODY, ImagesJSON
 from service.routing import LeanRoute
@@ -23,7 +23,7 @@ RUNS_A_MODEL = (errors.ModelNotFound, errors.InvalidRequest, errors.QueueFull, e
     "/sample",
     response_model=ImagesJSON,
     responses={**IMAGE_RESPONSES, **error_responses(*RUNS_A_MODEL)},
-    summary="Decode n latents drawn from N(0, T^2 I)",
+    summary="Decode n latents drawn from the prior: N(0, T^2 I), the stored mixture, or one class's",
 )
 async def sample(
     query: Annotated[SampleQuery, Query()],
@@ -34,7 +34,8 @@ async def sample(
 ) -> Response:
     n = check_sample_n(query.n, model.limits.max_sample_n)
     fmt = outputs.negotiate(query.format, accept, outputs.IMAGE_FORMATS, "png")
-    latents = prior_latents(n, model.latent_shape, query.seed, query.temperature)
+    kind, label = choose_prior(model, query.prior, query.label)
+    latents = draw_latents(model, n, query.seed, query.temperature, kind, label)
     decoded = await engine.decode(model, latents)
     return outputs.images_response(model, fmt, decoded, latents)
 

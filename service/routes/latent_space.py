@@ -13,29 +13,22 @@ from service.deps import AcceptHeader, EngineDep, ModelDep, ServiceDep, reject_u
 from service.handlers import error_responses
 from service.inference import (
     Engine,
+    draw_latents,
     interpolation,
     most_active,
-    prior_latents,
     sensitivity_probe,
     traversal,
 )
 from service.inputs import InterpolateQuery, TraverseQuery, check_sample_n, check_steps, parse_seeds, read_endpoints
 from service.registry import LoadedModel
+from service.routes.images import TAKES_UPLOADS
 from service.routes.schemas import IMAGE_RESPONSES, UPLOAD_CONTENT
 from service.routing import LeanRoute
 from service.state import ServiceState
 
 router = APIRouter(tags=["latent space"], dependencies=[Depends(reject_unknown_query)], route_class=LeanRoute)
 
-WALK_ERRORS = error_responses(
-    errors.ModelNotFound,
-    errors.InvalidRequest,
-    errors.PayloadTooLarge,
-    errors.UnsupportedMediaType,
-    errors.QueueFull,
-    errors.NotReady,
-    errors.InferenceTimeout,
-)
+WALK_ERRORS = error_responses(*TAKES_UPLOADS)
 WALK_BODY = {
     "requestBody": {
         "required": False,
@@ -48,8 +41,8 @@ WALK_BODY = {
 
 
 def seed_latent(model: LoadedModel, seed: int, temperature: float) -> np.ndarray:
-    """The latent /sample?n=1&seed=S&temperature=T decodes."""
-    return prior_latents(1, model.latent_shape, seed, temperature)[0]
+    """The latent /sample?n=1&seed=S&temperature=T decodes (from the model's default prior)."""
+    return draw_latents(model, 1, seed, temperature, model.card.prior.default)[0]
 
 
 async def encoded_mu(service: ServiceState, engine: Engine, model: LoadedModel, uploads, normalize: bool) -> np.ndarray:

@@ -52,6 +52,30 @@ class ReconstructJSON(BaseModel):
     results: list[ReconstructResult]
 
 
+class ScoreResult(BaseModel):
+    filename: str | None
+    neg_elbo: float = Field(description="-ELBO in nats: reconstruction + kl")
+    reconstruction: float = Field(description="-E_q log p(x|z) in nats, over the k samples")
+    kl: float = Field(description="KL(q(z|x) || p(z)) in nats under the model's prior")
+    nll: float = Field(description="Importance-sampled -log p(x) in nats (k samples)")
+    bits_per_dim: float = Field(description="nll in bits per pixel value")
+    complexity_bits: float = Field(description="The model input's length as a PNG at the highest compression")
+    complexity_corrected: float = Field(description="neg_elbo in bits minus complexity_bits")
+    percentile: float | None = Field(description="Percent of the model's test set with a neg_elbo at most this one")
+    outlier_score: float | None = Field(description="0..100: test-set percentile of the two-sided outlier statistic")
+    outlier: bool | None = Field(description="outlier_score above the configured percentile; null without a table")
+
+
+class ScoreJSON(BaseModel):
+    model: str
+    k: int
+    seed: int
+    prior: str = Field(description="The prior p(z) the scores use: the card's prior.default")
+    outlier_percentile: float = Field(description="VAE_OUTLIER_PERCENTILE")
+    table: dict[str, Any] | None = Field(description="How the model's test-set table was made; null without one")
+    results: list[ScoreResult]
+
+
 class ModelInfo(BaseModel):
     name: str
     card: dict[str, Any]
@@ -67,6 +91,26 @@ class ModelInfo(BaseModel):
 class ModelList(BaseModel):
     default: str
     models: list[ModelInfo]
+
+
+class Projection(BaseModel):
+    """models/<name>/projection.json (docs/model-card.md): the test set's encoder means on their
+    first two principal components, written by `python -m training project`."""
+
+    schema_version: int
+    model: str
+    kind: str = Field(description="pca")
+    latent_shape: list[int]
+    mean: list[float] = Field(description="D values: the mean of every test image's encoder mean")
+    components: list[list[float]] = Field(description="[pc1, pc2], unit and orthogonal, D values each")
+    explained_variance: list[float]
+    explained_variance_ratio: list[float] = Field(description="Share of the means' total variance along pc1, pc2")
+    labels: list[str] | None = Field(description="Class names, when the test set has classes")
+    points: list[list[float]] = Field(description="[u, v] of the drawn test images")
+    point_labels: list[int] | None = Field(description="Class index of each point (into labels)")
+    point_indices: list[int] = Field(description="Each point's index in the test set")
+    method: dict[str, str]
+    command: str
 
 
 class Health(BaseModel):

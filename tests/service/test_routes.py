@@ -293,8 +293,9 @@ def _api_routes(client):
 @pytest.mark.parametrize(
     "path, params, allowed",
     [
-        ("/sample", {"temprature": "0.5"}, "format, model, n, seed, temperature"),
-        ("/sample", {"label": "99"}, "format, model, n, seed, temperature"),
+        ("/sample", {"temprature": "0.5"}, "format, label, model, n, prior, seed, temperature"),
+        ("/sample", {"lable": "3"}, "format, label, model, n, prior, seed, temperature"),
+        ("/score", {"K": "8"}, "k, model, normalize, seed"),
         ("/decode", {"fmt": "npy"}, "format, model"),
         ("/encode", {"normalise": "false"}, "format, model, normalize, sample, seed"),
         ("/reconstruct", {"seeds": "1"}, "format, model, normalize, sample, seed"),
@@ -333,12 +334,14 @@ def test_known_parameters_still_work_together(client):
 def test_the_openapi_schema_is_generated_from_the_typed_routes(client):
     paths = client.get("/openapi.json").json()["paths"]
     sample = {p["name"]: p for p in paths["/sample"]["post"]["parameters"]}
-    assert set(sample) == {"model", "n", "seed", "temperature", "format", "accept"}
+    assert set(sample) == {"model", "n", "seed", "temperature", "prior", "label", "format", "accept"}
     assert sample["n"]["schema"]["maximum"] == 1024 and sample["temperature"]["schema"]["exclusiveMinimum"] == 0
     decode = {p["name"] for p in paths["/decode"]["post"]["parameters"]}
     assert decode == {"model", "format", "accept"}
     assert set(paths["/decode"]["post"]["requestBody"]["content"]) == {"application/json", "application/x-npy"}
-    for path in ("/sample", "/decode", "/encode", "/reconstruct"):
+    score = {p["name"]: p for p in paths["/score"]["post"]["parameters"]}
+    assert set(score) == {"model", "k", "seed", "normalize"} and score["k"]["schema"]["maximum"] == 1024
+    for path in ("/sample", "/decode", "/encode", "/reconstruct", "/score"):
         responses = paths[path]["post"]["responses"]
         assert {"404", "422", "429", "503", "504"} <= set(responses), (path, sorted(responses))
         assert responses["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
