@@ -1,4 +1,5 @@
-"""Export a trained run as models/<name>/{encoder,decoder}.onnx + model.json (the model card).
+"""Export a trained run as models/<name>/{encoder,decoder}.onnx + model.json (the model card), and
+projection.json, the latent map of its test set (training/projection.py).
 
 The model card is the contract with the service; its schema is documented in
 docs/model-card.md and versioned by CARD_SCHEMA_VERSION.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import platform
@@ -25,6 +27,9 @@ from torch import nn
 from training import runs
 from training.data import CLASS_NAMES
 from training.model import VAE
+from training.projection import ProjectionDataMissing, write_projection
+
+log = logging.getLogger("training.export")
 
 CARD_SCHEMA_VERSION = 1
 OPSET = 18
@@ -276,4 +281,8 @@ def export_run(
     )
     card["export"]["seconds"] = round(time.perf_counter() - started, 1)
     write_card(out_dir, card)
-    return card
+    try:
+        write_projection(out_dir)  # the latent map of the test set; names files.projection in the card
+    except ProjectionDataMissing as error:
+        log.warning("%s; exported without a projection (add it later: python -m training project %s)", error, out_dir)
+    return read_card(out_dir)

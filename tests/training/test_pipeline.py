@@ -1,4 +1,4 @@
-"""A tiny model goes through the whole offline pipeline: train, resume, evaluate, export."""
+"""A tiny model goes through the whole offline pipeline: train, resume, evaluate, export (with its map)."""
 
 import json
 
@@ -98,6 +98,11 @@ def test_evaluate_then_export_gives_graphs_that_match_torch_and_the_card(tmp_pat
         entry = card["files"][graph]
         assert sha256_file(out / entry["path"]) == entry["sha256"]
         assert card["export"]["parity_max_abs_diff"][graph] <= PARITY_TOLERANCE
+    # The export maps the run's test set (its first limit_test images) for the playground.
+    assert card["files"]["projection"]["sha256"] == sha256_file(out / "projection.json")
+    projection = json.loads((out / "projection.json").read_text())
+    assert projection["test_images"] == 128 and len(projection["points"]) == 128
+    assert projection["point_labels"] == small_mnist.test.labels[:128].tolist()
 
     encoder = ort.InferenceSession(str(out / "encoder.onnx"), providers=["CPUExecutionProvider"])
     decoder = ort.InferenceSession(str(out / "decoder.onnx"), providers=["CPUExecutionProvider"])
