@@ -106,3 +106,21 @@ def test_the_shipped_colour_model_matches_its_card_and_runs_at_any_batch_size():
     metrics = meta["metrics"]
     for figure in ("test_neg_elbo_nats", "bits_per_dim", "reconstruction_mse_per_pixel", "active_units"):
         assert figure in metrics or figure in str(metrics), figure
+
+
+@pytest.mark.parametrize("name, test_images", [("mnist", 10_000), ("fashion-mnist", 10_000), ("emoji", 356)])
+def test_each_shipped_model_has_a_projection_of_its_whole_test_set_that_its_card_verifies(name, test_images):
+    meta = card(name)
+    entry = meta["files"]["projection"]
+    path = MODELS / name / entry["path"]
+    assert sha256_file(path) == entry["sha256"]
+    projection = json.loads(path.read_text())
+    assert projection["schema_version"] == 1 and projection["model"] == name and projection["kind"] == "pca"
+    assert projection["encoder_sha256"] == meta["files"]["encoder"]["sha256"]  # made from the shipped encoder
+    assert projection["test_images"] == test_images
+    assert len(projection["points"]) == len(projection["point_labels"]) == min(2000, test_images)
+    assert projection["labels"] == meta.get("labels", projection["labels"]) and len(projection["labels"]) >= 9
+    components = np.array(projection["components"])
+    assert components.shape == (2, meta["latent_dim"]) and len(projection["mean"]) == meta["latent_dim"]
+    np.testing.assert_allclose(components @ components.T, np.eye(2), atol=1e-6)
+    assert 0 < projection["explained_variance_ratio"][1] <= projection["explained_variance_ratio"][0] < 1
