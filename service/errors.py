@@ -12,7 +12,7 @@ the one place that maps a class to a status and the error body
     ├── Unauthorized            unauthorized             no API key, or one that is not valid
     ├── Forbidden               forbidden                an API key without the scope the path needs
     ├── ModelNotFound           model_not_found          no loaded model has that name
-    ├── RouteNotFound           not_found                no such endpoint
+    ├── RouteNotFound           not_found                no such endpoint, or a model file the model lacks
     ├── MethodNotAllowed        method_not_allowed       the endpoint exists, the method does not
     ├── QueueFull               queue_full               the batch queue is at its row limit
     ├── InferenceTimeout        timeout                  inference missed the request deadline
