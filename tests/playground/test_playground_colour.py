@@ -55,6 +55,14 @@ def test_a_colour_model_is_drawn_in_colour_and_every_panel_handles_its_spatial_l
         )
         assert red == [224, 16, 16]
         assert page.locator("#draw-latent rect").count() == 24
+        # A packaged model has no stored projection: the map is made of 256 of its own samples,
+        # encoded back, without classes.
+        assert page.get_attribute("#map-plot", "data-source") == "samples"
+        assert page.get_attribute("#map-plot", "data-points") == "256"
+        assert any("n=256" in r.url and "model=rgb" in r.url for r in watch.calls("POST", "/sample"))
+        assert not watch.calls("GET", "/models/rgb/projection")
+        assert page.locator("#map-legend").is_hidden()
+        assert "No stored projection" in page.inner_text("#map-source")
         # Frames and map points go to /decode as [N, 2, 3, 4] latents.
         latents = json.loads(watch.calls("POST", "/decode")[-1].post_data or "")["latents"]
         assert [len(latents[0]), len(latents[0][0]), len(latents[0][0][0])] == [2, 3, 4]

@@ -11,6 +11,7 @@ import re
 import shlex
 
 import httpx
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -53,6 +54,7 @@ def test_the_page_loads_every_panel_from_the_api_alone(page, watch):
     assert page.input_value("#model-picker") == "mnist"
     # Every request the page makes is to this origin: its own files or the documented API.
     api = {"/models", "/openapi.json", "/sample", "/decode", "/encode", "/reconstruct", "/interpolate"}
+    api |= {"/models/mnist/projection"}
     for request in watch.requests:
         path = request.url[len(watch.base_url) :].split("?")[0]
         assert path == "/" or path.startswith("/static/") or path in api, request.url
@@ -264,20 +266,62 @@ def test_without_interpolate_the_walk_is_computed_here_and_every_frame_decoded_i
     assert not watch.problems(), watch.problems()
 
 
-def test_hovering_the_latent_map_decodes_that_point_and_a_click_puts_it_in_the_decoder(page, watch):
-    settle(page)
-    assert page.get_attribute("#map-plot", "data-points") == "256"
-    assert page.locator("#map-plot circle.point").count() == 256
-    # The map's points are the encoder means of the page's own samples, 64 images per /encode.
-    assert any("n=256" in r.url and "seed=0" in r.url for r in watch.calls("POST", "/sample"))
-    assert len([r for r in watch.calls("POST", "/encode") if "model=mnist" in r.url]) == 4
+def stored_projection(watch, name: str) -> dict:
+    return httpx.get(f"{watch.base_url}/models/{name}/projection").json()
 
+
+def plot_position(page, projection: dict, index: int) -> dict[str, float]:
+    """Where the page draws stored point `index`: its extent with an 8% margin (latent.js extent)."""
+    us, vs = zip(*projection["points"], strict=True)
+    (u0, u1), (v0, v1) = [(min(a) - (max(a) - min(a)) * 0.08, max(a) + (max(a) - min(a)) * 0.08) for a in (us, vs)]
+    u, v = projection["points"][index]
+    box = page.locator("#map-plot").bounding_box()
+    return {"x": (u - u0) / (u1 - u0) * box["width"], "y": (1 - (v - v0) / (v1 - v0)) * box["height"]}
+
+
+def test_the_latent_map_draws_the_stored_test_set_points_by_class_and_a_hover_decodes_that_point(page, watch):
+    settle(page)
+    projection = stored_projection(watch, "mnist")
+    # The map is the stored projection: one GET, no sampling or encoding of its own.
+    assert watch.statuses("GET", "/models/mnist/projection") == [200]
+    assert not any("n=256" in r.url for r in watch.calls("POST", "/sample"))
+    assert not watch.calls("POST", "/encode")
+    assert page.get_attribute("#map-plot", "data-source") == "projection"
+    assert page.get_attribute("#map-plot", "data-points") == "2000"
+    assert page.locator("#map-plot circle.point").count() == 2000
+    # Each point has its class's colour; the legend names the classes with those colours.
+    classes = page.evaluate("() => [...document.querySelectorAll('#map-plot circle.point')].map((c) => c.classList[1])")
+    assert classes == [f"class-{label}" for label in projection["point_labels"]]
+    fills = page.evaluate(
+        """() => Object.fromEntries([...document.querySelectorAll('#map-plot circle.point')]
+            .map((c) => [c.classList[1], getComputedStyle(c).fill]))"""
+    )
+    assert len(set(fills.values())) == 10, fills
+    assert page.locator("#map-legend li").all_inner_texts() == [str(d) for d in range(10)]
+    swatches = page.evaluate(
+        "() => [...document.querySelectorAll('#map-legend .swatch')].map((s) => getComputedStyle(s).backgroundColor)"
+    )
+    assert swatches == [fills[f"class-{d}"] for d in range(10)]
+    assert "2,000 of the 10,000 test images" in page.inner_text("#map-source")
+    assert re.fullmatch(
+        r"pc1 explains \d+\.\d% and pc2 \d+\.\d% of the test means' variance", page.inner_text("#map-axes")
+    )
+
+    # Hovering a stored point decodes mean + u * pc1 + v * pc2 there, and names that point's class
+    # (the point farthest from any other, so that the pointer is nearest to it).
+    points = np.array(projection["points"])
+    distances = np.linalg.norm(points[:, None] - points[None], axis=-1) + np.eye(len(points)) * 1e9
+    index = int(distances.min(axis=1).argmax())
     before = page.get_attribute("#map-preview", "src")
-    page.locator("#map-plot").hover(position={"x": 40, "y": 50})
+    page.locator("#map-plot").hover(position=plot_position(page, projection, index))
     page.wait_for_function(f"() => document.querySelector('#map-preview').getAttribute('src') !== {json.dumps(before)}")
-    last = watch.calls("POST", "/decode")[-1]
-    assert len(json.loads(last.post_data or "")["latents"]) == 1
-    assert re.fullmatch(r"u -?\d+\.\d\d, v -?\d+\.\d\d", page.inner_text("#map-coordinates"))
+    u, v = (float(page.get_attribute("#map-coordinates", f"data-{axis}")) for axis in "uv")
+    assert (u, v) == pytest.approx(projection["points"][index], abs=0.1)
+    (sent,) = json.loads(watch.calls("POST", "/decode")[-1].post_data or "")["latents"]
+    mean, (pc1, pc2) = projection["mean"], projection["components"]
+    assert sent == pytest.approx([m + u * a + v * b for m, a, b in zip(mean, pc1, pc2, strict=True)], abs=1e-6)
+    label = projection["labels"][projection["point_labels"][index]]
+    assert page.inner_text("#map-coordinates").endswith(f"nearest test image: {label}")
 
     page.locator("#map-plot").click(position={"x": 200, "y": 220})
     page.wait_for_selector("#decoder[data-state=ready]")
@@ -300,11 +344,14 @@ def test_picking_fashion_mnist_moves_every_panel_and_the_card_to_that_model(page
     assert "model=fashion-mnist" in page.url
     assert "fashion-mnist" in page.inner_text("#card")
     assert "231.5" in page.inner_text("#card")  # its importance-sampled NLL, from its card
-    for path in ("/sample", "/decode", "/encode"):
+    for path in ("/sample", "/decode"):
         assert any("model=fashion-mnist" in r.url for r in watch.calls("POST", path)), path
+    assert watch.statuses("GET", "/models/fashion-mnist/projection") == [200]
+    assert page.locator("#map-legend li").first.inner_text() == "T-shirt/top"
     draw_seven(page)
     page.wait_for_selector("#draw[data-state=ready]")
     assert "model=fashion-mnist" in watch.calls("POST", "/reconstruct")[-1].url
+    assert "model=fashion-mnist" in watch.calls("POST", "/encode")[-1].url
 
 
 def test_at_phone_width_nothing_scrolls_sideways(browser, live_server):

@@ -1,5 +1,6 @@
 // Latent arithmetic the page does itself: flatten and reshape ([D] or [C, h, w] latents),
-// sigma from logvar, linear interpolation, and a two-component PCA for the latent map. No DOM.
+// sigma from logvar, linear interpolation, a two-component PCA and the plane point (u, v) of the
+// latent map. No DOM.
 
 /** Nested arrays (any depth) -> one flat array of numbers. */
 export function flatten(nested) {
@@ -107,8 +108,13 @@ export function pca2(rows, { iterations = 500, tolerance = 1e-15 } = {}) {
     components,
     variances,
     project: (row) => [dot(row.map((x, j) => x - mean[j]), pc1), dot(row.map((x, j) => x - mean[j]), pc2)],
-    point: (u, v) => mean.map((m, j) => m + u * pc1[j] + v * pc2[j]),
+    point: (u, v) => planePoint(mean, components, u, v),
   };
+}
+
+/** The map position (u, v) as a latent: mean + u * pc1 + v * pc2 (flat; reshape to latent_shape). */
+export function planePoint(mean, [pc1, pc2], u, v) {
+  return mean.map((m, j) => m + u * pc1[j] + v * pc2[j]);
 }
 
 /** [min, max] of each of two coordinates, widened by `margin` of the range on each side. */

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { extent, flatten, lerp, lerpPath, pca2, reshape, sigmaFromLogvar } from "../../../service/playground/static/latent.js";
+import { extent, flatten, lerp, lerpPath, pca2, planePoint, reshape, sigmaFromLogvar } from "../../../service/playground/static/latent.js";
 
 const close = (a, b, tolerance = 1e-9) => assert.ok(Math.abs(a - b) <= tolerance, `${a} vs ${b}`);
 
@@ -68,6 +68,11 @@ test("PCA is deterministic, and a point in the plane maps back to itself", () =>
     pca.point(u, v).forEach((x, j) => close(x, row[j], 1e-6));
   }
   assert.deepEqual(pca.point(0, 0), pca.mean);
+});
+
+test("a plane point is the mean plus u times pc1 plus v times pc2", () => {
+  assert.deepEqual(planePoint([1, 2, 3], [[1, 0, 0], [0, 0, 1]], 2, -1), [3, 2, 2]);
+  assert.deepEqual(planePoint([1, 2, 3], [[1, 0, 0], [0, 0, 1]], 0, 0), [1, 2, 3]);
 });
 
 test("PCA of 256 latents of 32 dimensions runs quickly", () => {
