@@ -83,17 +83,29 @@ def _images(response: httpx.Response) -> np.ndarray:
     return images
 
 
-def sample(n: int, seed: int | None, temperature: float, model: str | None) -> Call[SampleResult]:
-    def parse(response: httpx.Response) -> SampleResult:
-        return SampleResult(images=_images(response), seed=seed, temperature=temperature, **_image_headers(response))
+def sample(
+    n: int,
+    seed: int | None,
+    temperature: float,
+    model: str | None,
+    prior: str | None = None,
+    label: str | int | None = None,
+) -> Call[SampleResult]:
+    """`prior` ("standard" or "mixture") and `label` (a class name or index) go as given: the
+    service knows the model's stored priors and classes, and names them when one is wrong."""
 
-    return Call(
-        "POST",
-        "/sample",
-        parse,
-        params={"n": n, "seed": seed, "temperature": temperature, "model": model, "format": "npy"},
-        headers={"Accept": NPY},
-    )
+    def parse(response: httpx.Response) -> SampleResult:
+        return SampleResult(
+            images=_images(response),
+            seed=seed,
+            temperature=temperature,
+            prior=prior,
+            label=label,
+            **_image_headers(response),
+        )
+
+    params = {"n": n, "seed": seed, "temperature": temperature, "model": model, "prior": prior, "label": label}
+    return Call("POST", "/sample", parse, params={**params, "format": "npy"}, headers={"Accept": NPY})
 
 
 def _latents_to_send(latents: Any) -> np.ndarray:

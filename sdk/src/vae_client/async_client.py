@@ -74,10 +74,17 @@ class AsyncClient(ClientBase):
             raise error_from_exception(exc, self.base_url) from exc
 
     async def sample(
-        self, n: int = 16, seed: int | None = None, temperature: float = 1.0, model: str | None = None
+        self,
+        n: int = 16,
+        seed: int | None = None,
+        temperature: float = 1.0,
+        model: str | None = None,
+        *,
+        prior: str | None = None,
+        label: str | int | None = None,
     ) -> SampleResult:
         """See `Client.sample`."""
-        return await self._execute(endpoints.sample(n, seed, temperature, model))
+        return await self._execute(endpoints.sample(n, seed, temperature, model, prior, label))
 
     async def encode(
         self,

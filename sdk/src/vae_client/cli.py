@@ -117,11 +117,18 @@ def sample(
     output: ImageOutputOption = Path("samples.png"),
     seed: SeedOption = None,
     temperature: Annotated[float, typer.Option("--temperature", "-t", help="Prior scale T: z ~ N(0, T^2 I).")] = 1.0,
+    prior: Annotated[
+        str | None,
+        typer.Option("--prior", help="standard (N(0, I)) or mixture (stored with the model); default: the card's."),
+    ] = None,
+    label: Annotated[
+        str | None, typer.Option("--label", help="A class name or index: draw from that class's stored prior.")
+    ] = None,
     model: ModelOption = None,
 ) -> None:
     """Draw images from the prior and save them."""
     with _connect(ctx) as client:
-        result = client.sample(n, seed=seed, temperature=temperature, model=model)
+        result = client.sample(n, seed=seed, temperature=temperature, model=model, prior=prior, label=label)
         _report("sample", result, output)
 
 

@@ -69,10 +69,24 @@ class Client(ClientBase):
             raise error_from_exception(exc, self.base_url) from exc
 
     def sample(
-        self, n: int = 16, seed: int | None = None, temperature: float = 1.0, model: str | None = None
+        self,
+        n: int = 16,
+        seed: int | None = None,
+        temperature: float = 1.0,
+        model: str | None = None,
+        *,
+        prior: str | None = None,
+        label: str | int | None = None,
     ) -> SampleResult:
-        """Draw `n` images from the prior, z ~ N(0, temperature^2 I); the same seed gives the same images."""
-        return self._execute(endpoints.sample(n, seed, temperature, model))
+        """Draw `n` images from the prior; the same seed gives the same images.
+
+        `prior`: "standard", z ~ N(0, temperature^2 I), or "mixture", the mixture stored with the
+        model (its spread scaled by `temperature`); default the model card's `prior.default`.
+        `label`: a class name from the model's `labels` or its index (str or int, sent as given):
+        draw from that class's stored prior. A model without a stored mixture or classes, or an
+        unknown label, is `InvalidRequest` (its `details` list the `labels` or `allowed` priors).
+        """
+        return self._execute(endpoints.sample(n, seed, temperature, model, prior, label))
 
     def encode(
         self,

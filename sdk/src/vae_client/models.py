@@ -75,12 +75,15 @@ class ImageResult:
 class SampleResult(ImageResult):
     """Images drawn from the prior by `/sample`.
 
-    `latents` is None: the binary `/sample` answer carries only the images. To keep latents,
-    draw them yourself and call `decode()`.
+    `prior` and `label` are what was asked for (None: the model card's `prior.default`, no
+    class). `latents` is None: the binary `/sample` answer carries only the images. To keep
+    latents, draw them yourself and call `decode()`.
     """
 
     seed: int | None = None
     temperature: float = 1.0
+    prior: str | None = None
+    label: str | int | None = None
     latents: np.ndarray | None = None
 
 
