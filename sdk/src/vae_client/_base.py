@@ -24,7 +24,7 @@ class ClientBase:
         backoff, max_backoff: first and longest wait between retries, in seconds, when the
             server sends no `Retry-After`; a `Retry-After` above `max_backoff` is not waited out.
         max_connections: size of the connection pool (how many requests are in flight at once).
-        max_upload_images: most images per /encode or /reconstruct request (the service's
+        max_upload_images: most images per /encode, /reconstruct or /score request (the service's
             VAE_MAX_UPLOAD_IMAGES); more are sent as several requests and the results joined.
         api_key: sent as `Authorization: Bearer <key>` when the service requires keys
             (VAE_API_KEYS); default $VAE_API_KEY.

@@ -24,11 +24,14 @@ from .models import (
     DecodeResult,
     EncodeResult,
     Health,
+    ImageScore,
     ModelInfo,
     ModelList,
     Readiness,
     ReconstructResult,
     SampleResult,
+    ScoreResult,
+    ScoreTable,
     TraverseResult,
     WalkResult,
 )
@@ -241,6 +244,62 @@ def reconstruct(
 ) -> Plan[ReconstructResult, ReconstructResult]:
     options = {"model": model, "normalize": normalize, "sample": sample, "seed": seed}
     return _upload_plan("/reconstruct", images, options, max_images, _parse_reconstruction, _merge_reconstructions)
+
+
+def _parse_scores(response: httpx.Response, uploads: list[Upload]) -> ScoreResult:
+    body = _json(response)
+    try:
+        rows = body["results"]
+        if not isinstance(rows, list) or len(rows) != len(uploads):
+            raise ValueError(f"{len(rows) if isinstance(rows, list) else 'no'} results for {len(uploads)} images")
+        table = body.get("table")
+        percentile = body.get("outlier_percentile")
+        return ScoreResult(
+            results=[ImageScore.from_json(row, name) for row, name in zip(rows, _names(uploads), strict=True)],
+            model=body.get("model"),
+            k=int(body["k"]),
+            seed=int(body["seed"]),
+            prior=body.get("prior"),
+            outlier_percentile=None if percentile is None else float(percentile),
+            table=None if table is None else ScoreTable.from_json(table),
+        )
+    except (KeyError, TypeError, ValueError) as problem:
+        raise unexpected_response(response, "a /score JSON body with one result per image", problem) from problem
+
+
+def _merge_scores(parts: list[ScoreResult]) -> ScoreResult:
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    return ScoreResult(
+        results=[row for part in parts for row in part.results],
+        model=first.model,
+        k=first.k,
+        seed=first.seed,
+        prior=first.prior,
+        outlier_percentile=first.outlier_percentile,
+        table=first.table,
+    )
+
+
+def score(
+    images: Any, k: int, seed: int, normalize: bool, model: str | None, max_images: int
+) -> Plan[ScoreResult, ScoreResult]:
+    """Multipart `file` parts, at most `max_images` per request, like encode's; arrays go up as
+    PNG uploads as they do for encode. Every request uses the same seed: the service draws one
+    set of k importance samples per request that all its images share, so an image scores the
+    same whichever request carries it."""
+    uploads = to_uploads(images)
+    if max_images < 1:
+        raise ValueError(f"max_upload_images must be >= 1, got {max_images}")
+    params = {"model": model, "k": k, "seed": seed, "normalize": normalize}
+    calls = []
+    for start in range(0, len(uploads), max_images):
+        part = uploads[start : start + max_images]
+        files = [(UPLOAD_FIELD, (upload.filename, upload.content, upload.content_type)) for upload in part]
+        read = partial(_parse_scores, uploads=part)
+        calls.append(Call("POST", "/score", read, params=params, headers={"Accept": "application/json"}, files=files))
+    return Plan(calls, _merge_scores)
 
 
 def models() -> Call[ModelList]:

@@ -25,6 +25,7 @@ from .models import (
     Readiness,
     ReconstructResult,
     SampleResult,
+    ScoreResult,
     TraverseResult,
     WalkResult,
 )
@@ -149,6 +150,18 @@ class AsyncClient(ClientBase):
         """Sweep latent dimensions one at a time over [-span, span] from an image's mu (`start`), a
         seed's latent, or the origin: `dims`, or the `count` most active. Images [dims * steps, C, H, W]."""
         return await self._execute(endpoints.traverse(start, dims, count, steps, span, seed, normalize, model))
+
+    async def score(
+        self,
+        images: Any,
+        *,
+        k: int = 64,
+        seed: int = 0,
+        normalize: bool = True,
+        model: str | None = None,
+    ) -> ScoreResult:
+        """See `Client.score`."""
+        return await self._execute_plan(endpoints.score(images, k, seed, normalize, model, self.max_upload_images))
 
     async def models(self) -> ModelList:
         """See `Client.models`."""

@@ -3,6 +3,7 @@
     vae sample -n 16 -o grid.png
     vae encode digit.png
     vae reconstruct digit.png -o out.png
+    vae score digit.png other.png
     vae models
 
 The server is `--url`, else $VAE_URL, else http://localhost:8000. Errors from the service
@@ -29,11 +30,11 @@ from ._images import encode_png, grid, load_npy
 from ._transport import DEFAULT_RETRIES, DEFAULT_TIMEOUT, DEFAULT_URL, URL_ENV_VAR
 from .client import Client
 from .errors import VAEError
-from .models import EncodeResult, ImageResult
+from .models import EncodeResult, ImageResult, ScoreResult
 
 app = typer.Typer(
     name="vae",
-    help="Sample, encode, decode and reconstruct images with the VAE service.",
+    help="Sample, encode, decode, reconstruct and score images with the VAE service.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -198,6 +199,63 @@ def reconstruct(
         _report("reconstruction", result, output)
 
 
+def _print_table(rows: list[tuple[str, ...]]) -> None:
+    """Left-aligned columns two spaces apart; the first row is the header."""
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _figure(value: float | bool | None, spec: str = ".2f") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return format(value, spec)
+
+
+def _score_rows(result: ScoreResult, names: list[str]) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = [("FILE", "NEG_ELBO", "NLL", "BITS/DIM", "PERCENTILE", "OUTLIER")]
+    for name, row in zip(names, result.results, strict=True):
+        rows.append(
+            (
+                name,
+                _figure(row.neg_elbo),
+                _figure(row.nll),
+                _figure(row.bits_per_dim, ".4f"),
+                _figure(row.percentile, ".1f"),
+                _figure(row.outlier),
+            )
+        )
+    return rows
+
+
+@app.command()
+def score(
+    ctx: typer.Context,
+    images: ImagesArgument,
+    k: Annotated[int, typer.Option("--k", "-k", help="Importance samples per image.", min=1)] = 64,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the importance samples: same seed, same scores.")] = 0,
+    raw: RawOption = False,
+    model: ModelOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the service's JSON answer.")] = False,
+) -> None:
+    """Score how likely each image is under the model: one line per image (nats; NLL from k samples)."""
+    with _connect(ctx) as client:
+        result = client.score(images, k=k, seed=seed, normalize=not raw, model=model)
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), indent=2))
+        return
+    rows = _score_rows(result, [str(path) for path in images])
+    _print_table(rows)
+    reference = (
+        f"outlier: outlier score above {result.outlier_percentile:g}, from {result.table.images} test images"
+        if result.table is not None and result.outlier_percentile is not None
+        else "no test-set table: no percentile or outlier flag"
+    )
+    typer.echo(f"(model {result.model}, k {result.k}, seed {result.seed}, prior {result.prior}; {reference})")
+
+
 def _endpoint(text: str) -> Any:
     """`seed:7` is a seed; anything else a path to an image."""
     if text.startswith("seed:") and text[5:].isdigit():
@@ -274,9 +332,7 @@ def models(
         name = f"{info.name} *" if info.name == listing.default else info.name
         cells = (info.dataset, _dims(info.image_shape), _dims(info.latent_shape), info.version, info.provider)
         rows.append((name, *(str(cell) if cell is not None else "-" for cell in cells)))
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    for row in rows:
-        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    _print_table(rows)
     typer.echo("(* default)")
 
 

@@ -21,6 +21,7 @@ from .models import (
     Readiness,
     ReconstructResult,
     SampleResult,
+    ScoreResult,
     TraverseResult,
     WalkResult,
 )
@@ -162,6 +163,29 @@ class Client(ClientBase):
         """Sweep latent dimensions one at a time over [-span, span] from an image's mu (`start`), a
         seed's latent, or the origin: `dims`, or the `count` most active. Images [dims * steps, C, H, W]."""
         return self._execute(endpoints.traverse(start, dims, count, steps, span, seed, normalize, model))
+
+    def score(
+        self,
+        images: Any,
+        *,
+        k: int = 64,
+        seed: int = 0,
+        normalize: bool = True,
+        model: str | None = None,
+    ) -> ScoreResult:
+        """How likely each image is under the model: -ELBO, its reconstruction and KL terms, the
+        NLL from `k` importance samples (also in bits/dim), and where the model has a test-set
+        table its percentile and outlier flag. Same `seed`, same scores.
+
+        `images` as for `encode` (paths, bytes, PIL images, arrays, or a list): arrays go up as
+        PNG uploads like `encode`'s, so float pixels are rounded to 8 bits, and
+        `normalize=False` skips the dataset-style preprocessing. More than `max_upload_images`
+        images are sent as several requests, all with the same seed (the service shares one set
+        of importance samples among a request's images, so an image scores the same in any of
+        them), and the results joined in order. `k` above the service's VAE_MAX_SCORE_K, or
+        k x images per request above VAE_MAX_SCORE_ROWS, is `InvalidRequest`.
+        """
+        return self._execute_plan(endpoints.score(images, k, seed, normalize, model, self.max_upload_images))
 
     def models(self) -> ModelList:
         """Every served model and the default one."""

@@ -23,6 +23,9 @@ __all__ = [
     "WalkResult",
     "TraverseResult",
     "EncodeResult",
+    "ImageScore",
+    "ScoreTable",
+    "ScoreResult",
     "ModelInfo",
     "ModelLimits",
     "ModelList",
@@ -131,6 +134,160 @@ class EncodeResult:
     def std(self) -> np.ndarray:
         """Posterior standard deviation, exp(logvar / 2)."""
         return np.exp(0.5 * self.logvar)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageScore:
+    """`/score`'s figures for one image. Nats unless the name says bits.
+
+    `neg_elbo` = `reconstruction` + `kl`; `nll` is the importance-sampled -log p(x) (k samples,
+    at most `neg_elbo`); `bits_per_dim` is `nll` in bits per pixel value; `complexity_bits` the
+    model input's length as a PNG and `complexity_corrected` `neg_elbo` in bits minus it.
+    `percentile` (share of the model's test set with a `neg_elbo` at most this one),
+    `outlier_score` (0..100) and `outlier` are None for a model without a test-set table.
+    `filename` names the upload (None for in-memory images).
+    """
+
+    filename: str | None
+    neg_elbo: float
+    reconstruction: float
+    kl: float
+    nll: float
+    bits_per_dim: float
+    complexity_bits: float
+    complexity_corrected: float
+    percentile: float | None = None
+    outlier_score: float | None = None
+    outlier: bool | None = None
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any], filename: str | None) -> ImageScore:
+        def optional(name: str) -> float | None:
+            value = body.get(name)
+            return None if value is None else float(value)
+
+        outlier = body.get("outlier")
+        return cls(
+            filename=filename,
+            neg_elbo=float(body["neg_elbo"]),
+            reconstruction=float(body["reconstruction"]),
+            kl=float(body["kl"]),
+            nll=float(body["nll"]),
+            bits_per_dim=float(body["bits_per_dim"]),
+            complexity_bits=float(body["complexity_bits"]),
+            complexity_corrected=float(body["complexity_corrected"]),
+            percentile=optional("percentile"),
+            outlier_score=optional("outlier_score"),
+            outlier=None if outlier is None else bool(outlier),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in SCORE_FIELDS}
+
+
+#: The fields of one `/score` result, in the service's order.
+SCORE_FIELDS = (
+    "filename",
+    "neg_elbo",
+    "reconstruction",
+    "kl",
+    "nll",
+    "bits_per_dim",
+    "complexity_bits",
+    "complexity_corrected",
+    "percentile",
+    "outlier_score",
+    "outlier",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScoreTable:
+    """How the model's test-set table (the percentiles' reference) was made: `images` scored with
+    `k` importance samples under `prior`, by `command` when the card names it."""
+
+    images: int
+    k: int
+    prior: str
+    command: str | None = None
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> ScoreTable:
+        return cls(images=int(body["images"]), k=int(body["k"]), prior=str(body["prior"]), command=body.get("command"))
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"images": self.images, "k": self.k, "prior": self.prior}
+        return body if self.command is None else {**body, "command": self.command}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScoreResult:
+    """`/score`: how likely each image is under the model, in upload order (`results`).
+
+    `k` importance samples per image drawn from `seed` (every image shares them, so an image's
+    scores do not depend on what it was sent with); `prior` is the p(z) the scores use (the
+    card's `prior.default`). `table` describes the test-set table behind `percentile` and
+    `outlier`, None when the model has none; an image is an `outlier` when its `outlier_score`
+    is above `outlier_percentile` (the service's VAE_OUTLIER_PERCENTILE).
+    """
+
+    results: list[ImageScore]
+    model: str | None = None
+    k: int = 64
+    seed: int = 0
+    prior: str | None = None
+    outlier_percentile: float | None = None
+    table: ScoreTable | None = None
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __iter__(self) -> Iterator[ImageScore]:
+        return iter(self.results)
+
+    def __getitem__(self, index: int) -> ImageScore:
+        return self.results[index]
+
+    @property
+    def filenames(self) -> list[str | None]:
+        return [result.filename for result in self.results]
+
+    def column(self, name: str) -> np.ndarray:
+        """One figure of every image as float64 [N] (NaN where it is None; outlier as 0/1)."""
+        if name not in SCORE_FIELDS or name == "filename":
+            raise KeyError(f"no score {name!r}; one of {', '.join(SCORE_FIELDS[1:])}")
+        values = [getattr(result, name) for result in self.results]
+        return np.array([np.nan if value is None else float(value) for value in values], dtype=np.float64)
+
+    @property
+    def neg_elbo(self) -> np.ndarray:
+        """-ELBO of every image, float64 [N] nats."""
+        return self.column("neg_elbo")
+
+    @property
+    def nll(self) -> np.ndarray:
+        """Importance-sampled -log p(x) of every image, float64 [N] nats."""
+        return self.column("nll")
+
+    @property
+    def bits_per_dim(self) -> np.ndarray:
+        return self.column("bits_per_dim")
+
+    @property
+    def outliers(self) -> list[bool | None]:
+        return [result.outlier for result in self.results]
+
+    def to_json(self) -> dict[str, Any]:
+        """The `/score` body this was read from (results joined, when sent as several requests)."""
+        return {
+            "model": self.model,
+            "k": self.k,
+            "seed": self.seed,
+            "prior": self.prior,
+            "outlier_percentile": self.outlier_percentile,
+            "table": None if self.table is None else self.table.to_json(),
+            "results": [result.to_json() for result in self.results],
+        }
 
 
 @dataclass(frozen=True, kw_only=True)
