@@ -82,9 +82,11 @@ def load_prior(path: Path, latent_dim: int, labels: list[str] | None) -> StoredP
     mixture = _mixture(arrays, "", latent_dim)
     classes: tuple[Mixture, ...] = ()
     if "class_means" in arrays:
-        weights, means, covariances = (arrays.get(f"class_{n}") for n in ("weights", "means", "covariances"))
-        if weights is None or covariances is None or weights.ndim != 2 or len(weights) != len(means):
+        if "class_weights" not in arrays or "class_covariances" not in arrays:
             raise ValueError("class_weights [C, M], class_means [C, M, D] and class_covariances must come together")
+        weights, means, covariances = (arrays[f"class_{n}"] for n in ("weights", "means", "covariances"))
+        if weights.ndim != 2 or len(weights) != len(means) or len(covariances) != len(means):
+            raise ValueError("class_weights [C, M], class_means [C, M, D] and class_covariances need the same C")
         if not labels or len(labels) != len(weights):
             raise ValueError(f"{len(weights)} class priors, but the card lists {len(labels or [])} labels")
         classes = tuple(

@@ -379,7 +379,9 @@ def load_model(directory: Path, settings: Settings) -> LoadedModel:
     card, raw = read_card(directory / "model.json")
     sessions: dict[str, ort.InferenceSession] = {}
     providers: set[str] = set()
-    extra_files = {kind: verified_file(directory, card, kind) for kind in EXTRA_FILES if kind in card.files}
+    extra_files: dict[str, Path] = {
+        kind: verified_file(directory, card, kind) for kind in EXTRA_FILES if kind in card.files
+    }
     prior = score_table = None
     if "prior" in extra_files:
         try:

@@ -168,4 +168,7 @@ def load_table(path: Path) -> ScoreTable:
         if (np.diff(values) < 0).any():
             raise ValueError(f"{name} must be sorted")
         columns.append(values.astype(np.float64))
-    return ScoreTable(*columns, k=int(arrays["k"]), seed=int(arrays["seed"]), prior=str(arrays["prior"]))
+    neg_elbo, corrected, combined = columns
+    return ScoreTable(
+        neg_elbo, corrected, combined, k=int(arrays["k"]), seed=int(arrays["seed"]), prior=str(arrays["prior"])
+    )
