@@ -270,6 +270,12 @@ def _measure(model, dataset, classifier_dir, mixture, on_means, per_class, n_sam
             for kind, prior in (("standard", standard), ("mixture", mixture))
         },
     }
+    # What the decoder can draw at all: class-conditional samples cannot be recognised more often
+    # than reconstructions of real test images are.
+    _, recognised = predict(classifier, decode_means(model, encode_all(model, test_x)[0]))
+    out["reconstructions_classified_as_their_label"] = reconstruction_fidelity(
+        recognised.numpy(), dataset.test.labels.astype(np.int64), len(dataset.classes)
+    )
     per = max(1, n_samples // len(dataset.classes))
     out["class_conditional"] = {}
     for source, priors in per_class.items():
@@ -283,6 +289,11 @@ def _measure(model, dataset, classifier_dir, mixture, on_means, per_class, n_sam
             "mean_share": round(float(np.mean(share)), 4),
         }
     return out
+
+
+def reconstruction_fidelity(predicted: np.ndarray, labels: np.ndarray, classes: int) -> dict:
+    per_class = [float((predicted[labels == c] == c).mean()) for c in range(classes)]
+    return {"share": round(float((predicted == labels).mean()), 4), "per_class": [round(v, 4) for v in per_class]}
 
 
 def _targets_name(model: VAE) -> str:

@@ -88,3 +88,29 @@ def test_score_table_writes_the_test_set_table_and_its_figures(fitted):
     assert set(report["ood"]["auroc"]) == {"raw", "complexity_corrected", "two_sided"}
     model = load_model(folder, Settings())
     assert model.prior is not None and model.score_table is not None and model.card.prior.default == "standard"
+
+
+def test_with_a_classifier_the_default_prior_is_the_one_with_the_lower_frechet_distance(tmp_path, tiny_model):
+    import shutil
+
+    from training.classifier import train_classifier
+
+    full = load_dataset("mnist")
+    small = Dataset("mnist", Split(full.train.images[:2_000], full.train.labels[:2_000]), full.test)
+    classifier = tmp_path / "classifier"
+    train_classifier(small, classifier, epochs=1, threads=1, limit_train=2_000)
+    folder = tmp_path / "tiny"
+    shutil.copytree(tiny_model, folder)
+    report = fit_prior(
+        folder, classifier, components=(2,), fit_images=1_000, heldout_images=200, class_components=1,
+        n_samples=300, nll_images=10, nll_k=4, threads=1,
+    )  # fmt: skip
+    quality = report["metrics"]["sample_quality"]
+    fds = {kind: quality[kind]["frechet_distance"] for kind in ("standard", "mixture")}
+    assert report["default"] == min(fds, key=fds.get)
+    assert set(quality["temperature_sweep"]["mixture"]) == {"0.6", "0.7", "0.8", "0.9", "1.0"}
+    fidelity = report["metrics"]["reconstructions_classified_as_their_label"]
+    assert 0 <= fidelity["share"] <= 1 and len(fidelity["per_class"]) == 10
+    chosen = report["class_conditional"]["fitted_on"]
+    shares = {s: v["mean_share"] for s, v in report["metrics"]["class_conditional"].items()}
+    assert max(shares, key=shares.get) in chosen
