@@ -66,8 +66,12 @@ def test_a_colour_model_is_drawn_in_colour_and_every_panel_handles_its_spatial_l
         # Frames and map points go to /decode as [N, 2, 3, 4] latents.
         latents = json.loads(watch.calls("POST", "/decode")[-1].post_data or "")["latents"]
         assert [len(latents[0]), len(latents[0][0]), len(latents[0][0][0])] == [2, 3, 4]
-        # Labels exist, but /sample has no label parameter yet: no class control.
-        assert page.locator("#sample-label-field").is_hidden()
+        # Labels exist, but the packaged model stores no priors: no class or prior control; its
+        # drawing is scored (a bernoulli card), without a test-set table.
+        assert page.locator("#sample-label-field").is_hidden() and page.locator("#sample-prior-field").is_hidden()
+        assert "model=rgb" in watch.calls("POST", "/score")[-1].url
+        page.wait_for_selector("#draw-score[data-state=ready]")
+        assert page.inner_text("#draw-score-flag") == "no test-set table for this model"
         save_panels(page, "colour")
         page.select_option("#model-picker", "mnist")
         page.wait_for_selector("#card[data-model=mnist]")

@@ -9,6 +9,7 @@ import io
 import json
 import re
 import shlex
+from decimal import ROUND_HALF_UP, Decimal
 
 import httpx
 import numpy as np
@@ -61,10 +62,129 @@ def test_the_page_loads_every_panel_from_the_api_alone(page, watch):
     # The card panel shows the card's figures.
     card = page.inner_text("#card")
     assert "importance sampled nll nats" in card and "85.34" in card
-    # /score does not exist yet: its figure stays hidden and nothing asked for it.
-    assert page.locator("#draw-score").is_hidden()
+    # The service has /score: its figure waits for an image, and nothing is scored before one.
+    assert page.locator("#draw-score").is_visible()
+    assert page.inner_text("#draw-score-flag") == "draw or pick an image to score it"
     assert not watch.calls("POST", "/score")
     save_panels(page, "desktop")
+
+
+def js_number(value: float, digits: int = 4) -> str:
+    """A number as the page writes it (models.js formatValue: toPrecision(4), ties away from zero)."""
+    exact = Decimal(value)
+    step = Decimal(1).scaleb(exact.adjusted() - digits + 1)
+    return js_decimal(exact.quantize(step, ROUND_HALF_UP))
+
+
+def js_one_decimal(value: float) -> str:
+    """A number to one decimal as the page writes it (toFixed(1), ties up): 99.6, 100."""
+    return js_decimal(Decimal(value).quantize(Decimal("0.1"), ROUND_HALF_UP))
+
+
+def js_decimal(rounded: Decimal) -> str:
+    number = float(rounded)
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
+def score_answer(watch) -> dict:
+    """The newest /score answer the page received."""
+    answers = [r for r in watch.responses if r.request.method == "POST" and "/score?" in r.url and r.ok]
+    assert answers, "no /score answer"
+    return answers[-1].json()
+
+
+def score_figures(page) -> dict[str, str]:
+    """The score figure's rows, term -> value (with its note)."""
+    terms = page.locator("#draw-score-figures dt").all_inner_texts()
+    values = page.locator("#draw-score-figures dd").all_inner_texts()
+    return dict(zip(terms, values, strict=True))
+
+
+def noise_png(seed: int = 0, size: int = 28) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 256, (size, size), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels, "L").save(out, "PNG")
+    return out.getvalue()
+
+
+def test_a_drawing_on_mnist_is_scored_and_its_likelihood_and_flag_shown_in_words(page, watch):
+    draw_seven(page)
+    page.wait_for_selector("#draw[data-state=ready]")
+    page.wait_for_selector("#draw-score[data-state=ready]")
+    # One /score per stroke, the same multipart upload as /encode's.
+    scores = watch.calls("POST", "/score")
+    assert len(scores) == 2 and set(watch.statuses("POST", "/score")) == {200}
+    assert "model=mnist" in scores[-1].url
+    assert scores[-1].headers["content-type"].startswith("multipart/form-data")
+    body = score_answer(watch)
+    result = body["results"][0]
+    assert body["table"] is not None and result["percentile"] is not None  # mnist ships its test-set table
+    figures = score_figures(page)
+    assert figures["neg ELBO"].startswith(f"{js_number(result['neg_elbo'])} nats")
+    assert f"reconstruction {js_number(result['reconstruction'])} + KL {js_number(result['kl'])}" in figures["neg ELBO"]
+    assert figures["NLL"] == f"{js_number(result['nll'])} nats importance sampled, k = {body['k']}"
+    assert figures["bits/dim"] == js_number(result["bits_per_dim"])
+    assert figures["test-set percentile"].endswith(f"of {body['table']['images']:,} test images' neg ELBO")
+    assert figures["outlier score"].startswith(js_one_decimal(result["outlier_score"]))
+    flag = page.inner_text("#draw-score-flag")
+    if result["outlier"]:
+        assert re.fullmatch(r"outlier: unlike the test set \(outlier score [\d.]+\)", flag), flag
+    else:
+        match = re.fullmatch(r"typical for this model \((\d+(?:\.\d)?)(?:st|nd|rd|th) percentile\)", flag)
+        assert match, flag
+        assert float(match.group(1)) == pytest.approx(result["percentile"], abs=0.5)
+    assert page.get_attribute("#draw-score-flag", "data-verdict") == ("outlier" if result["outlier"] else "typical")
+    # The result is announced (a polite live region, no longer busy), the spinner gone.
+    assert page.get_attribute("#draw-score-result", "aria-live") == "polite"
+    assert page.get_attribute("#draw-score-result", "aria-busy") == "false"
+    assert page.locator("#draw-score .score-spinner").is_hidden()
+    assert "/score?model=mnist" in page.text_content("#draw-curl")
+
+    # Noise is nothing like a digit: flagged as an outlier, in words.
+    page.set_input_files("#draw-file", files=[{"name": "noise.png", "mimeType": "image/png", "buffer": noise_png()}])
+    page.wait_for_function("() => document.querySelector('#draw-curl').textContent.includes('noise.png')")
+    page.wait_for_selector("#draw[data-state=ready]")
+    noise = score_answer(watch)["results"][0]
+    assert noise["filename"] == "noise.png" and noise["outlier"] is True
+    assert page.inner_text("#draw-score-flag") == (
+        f"outlier: unlike the test set (outlier score {js_one_decimal(noise['outlier_score'])})"
+    )
+    assert page.get_attribute("#draw-score-flag", "data-verdict") == "outlier"
+    page.click("#draw-clear")
+    assert page.inner_text("#draw-score-flag") == "draw or pick an image to score it"
+    assert page.locator("#draw-score-figures dt").count() == 0
+
+
+def test_a_busy_or_refused_score_is_said_in_words_and_the_reconstruction_still_shows(page, watch):
+    watch.allow(429, 413)
+    message = "the upload is 30000000 bytes; at most 20971520 (VAE_MAX_UPLOAD_BYTES)"
+    seen = []
+
+    def busy_then_too_large(route):
+        seen.append(route.request.url)
+        if len(seen) == 1:
+            body = {"error": {"code": "queue_full", "message": "the inference queue is full; retry after 1 s"}}
+            route.fulfill(status=429, headers={"Retry-After": "1"}, json=body)
+        else:
+            route.fulfill(status=413, json={"error": {"code": "payload_too_large", "message": message}})
+
+    page.route("**/score?*", busy_then_too_large)
+    page.set_input_files(
+        "#draw-file", files=[{"name": "one.png", "mimeType": "image/png", "buffer": digit_png_bytes(1)}]
+    )
+    page.wait_for_function(
+        "() => document.querySelector('#draw-score-status').textContent.startsWith('busy, retrying in 1.0 s')"
+    )
+    assert page.locator("#draw-score .score-spinner").is_visible()
+    page.wait_for_selector("#draw-score[data-state=error]", timeout=10_000)
+    assert page.inner_text("#draw-score-error") == f"image too large: {message}"
+    assert page.get_attribute("#draw-score-error", "role") == "alert"
+    assert page.locator("#draw-score .score-spinner").is_hidden()
+    # The reconstruction and the latent are shown all the same; the panel itself has no error.
+    page.wait_for_selector("#draw[data-state=ready]")
+    assert page.get_attribute("#draw-output", "src").startswith("data:image/png;base64,")
+    assert page.locator("#draw .error").is_hidden()
+    assert len(seen) == 2
 
 
 def test_a_drawn_digit_is_reconstructed_and_its_latent_shown_as_bars(page, watch):
@@ -183,8 +303,63 @@ def test_a_new_seed_changes_the_grid_and_copy_as_curl_gives_the_command_that_rep
     page.fill("#sample-n", "4")  # typing re-samples after a pause
     page.wait_for_function("() => document.querySelector('#sample-curl').textContent.includes('n=4')")
     page.wait_for_function("() => document.querySelector('#sample-grid').alt.startsWith('4 samples')")
-    # label and prior exist on no /sample yet, so their controls stay hidden.
+
+
+def test_a_class_and_the_mixture_prior_go_to_sample_and_into_its_curl_command(page, watch):
+    page.wait_for_selector("#sample[data-state=ready]")
+    card = httpx.get(f"{watch.base_url}/models/mnist").json()["card"]
+    # mnist stores a mixture and class priors: both controls, the default named from its card.
+    assert page.locator("#sample-prior-field").is_visible() and page.locator("#sample-label-field").is_visible()
+    assert page.locator("#sample-prior option").all_inner_texts() == [
+        f"default ({card['prior']['default']})",
+        "standard N(0, I)",
+        "mixture (stored)",
+    ]
+    assert page.locator("#sample-label option").all_inner_texts() == ["any", *[str(d) for d in range(10)]]
+    # Neither is sent until chosen: the card's default prior applies.
+    assert not any("prior=" in r.url or "label=" in r.url for r in watch.calls("POST", "/sample"))
+
+    page.select_option("#sample-prior", "standard")
+    page.wait_for_function("() => document.querySelector('#sample-curl').textContent.includes('prior=standard')")
+    page.wait_for_function("() => document.querySelector('#sample-grid').alt.includes('standard prior')")
+    # A class draws from its own mixture: standard is then not offered and becomes mixture.
+    page.select_option("#sample-label", "7")
+    assert page.input_value("#sample-prior") == "mixture"
+    assert page.locator("#sample-prior option[value=standard]").is_disabled()
+    page.select_option("#sample-prior", "mixture")
+    page.wait_for_function("() => document.querySelector('#sample-grid').alt.includes('class 7, mixture prior')")
+    sent = [r.url for r in watch.calls("POST", "/sample") if "label=" in r.url][-1]
+    assert "label=7" in sent and "prior=mixture" in sent and "model=mnist" in sent
+    assert set(watch.statuses("POST", "/sample")) == {200}
+    command = page.inner_text("#sample-curl")
+    assert "label=7" in command and "prior=mixture" in command
+    words = shlex.split(command)
+    assert png_gray(httpx.post(words[3]).content) == shown_grid(page)  # the same grid, pixel for pixel
+    page.select_option("#sample-label", "")
+    assert not page.locator("#sample-prior option[value=standard]").is_disabled()
+
+
+def test_on_emoji_there_are_no_class_or_prior_controls_and_the_score_has_no_test_set_table(page, watch):
+    settle(page)
+    page.select_option("#model-picker", "emoji")
+    page.wait_for_selector("#card[data-model=emoji]")
+    page.wait_for_function("() => document.querySelector('#sample-grid').alt.includes('emoji')")
+    # emoji's card has labels but no stored mixture or class priors.
     assert page.locator("#sample-label-field").is_hidden() and page.locator("#sample-prior-field").is_hidden()
+    emoji_samples = [r.url for r in watch.calls("POST", "/sample") if "model=emoji" in r.url]
+    assert emoji_samples and not any("prior=" in url or "label=" in url for url in emoji_samples)
+    assert "prior=" not in page.inner_text("#sample-curl")
+    draw_seven(page)
+    page.wait_for_selector("#draw[data-state=ready]")
+    page.wait_for_selector("#draw-score[data-state=ready]")
+    assert "model=emoji" in watch.calls("POST", "/score")[-1].url
+    result = score_answer(watch)["results"][0]
+    assert result["percentile"] is None and result["outlier"] is None
+    assert page.inner_text("#draw-score-flag") == "no test-set table for this model"
+    figures = score_figures(page)
+    assert figures["neg ELBO"].startswith(f"{js_number(result['neg_elbo'])} nats")
+    assert figures["test-set percentile"].startswith("none")
+    assert "outlier score" not in figures
 
 
 def test_an_interpolation_between_two_seeds_is_one_interpolate_request(page, watch):
