@@ -2,8 +2,9 @@
 
     python -m tests.playground.screenshot [OUT]     (default docs/playground.png)
 
-Starts the service on the shipped models, draws a 7, walks from a seed to the drawing, hovers the
-latent map and sends a point to the decoder, then saves the whole page at desktop width.
+Starts the service on the shipped models, draws a 7 (reconstructed, encoded and scored), samples
+class 7 from the stored mixture, walks from a seed to the drawing, hovers the latent map and sends
+a point to the decoder, then saves the whole page at desktop width.
 """
 
 from __future__ import annotations
@@ -23,10 +24,16 @@ VIEWPORT = {"width": 1600, "height": 1000}  # three panels a row beside the mode
 
 
 def stage(page: Page) -> None:
-    """Every panel showing something: a drawing, a grid, a walk to the drawing, a map point decoded."""
+    """Every panel showing something: a drawing and its score, a grid of one class, a walk to the
+    drawing, a map point decoded."""
     settle(page)
     draw_seven(page)
     page.wait_for_selector("#draw[data-state=ready]")
+    page.wait_for_selector("#draw-score[data-state=ready]")
+    if page.locator("#sample-label-field").is_visible():  # a model with class priors
+        page.select_option("#sample-label", "7")
+        page.select_option("#sample-prior", "mixture")
+        page.wait_for_function("() => document.querySelector('#sample-grid').alt.includes('class 7')")
     page.click("#endpoint-b .endpoint-use-drawing")
     page.wait_for_function("() => document.querySelector('#endpoint-b .endpoint-source').textContent === 'the drawing'")
     page.wait_for_selector("#interpolate[data-state=ready]")
