@@ -204,8 +204,8 @@ def test_a_changed_model_folder_loads_without_a_restart_and_a_corrupt_one_is_ref
     # Replace fashion-mnist's files with mnist's (same card name): a new version of the model.
     card = json.loads((MODELS_DIR / "mnist" / "model.json").read_text())
     card["name"], card["version"] = "fashion-mnist", "2.0.0"
-    shutil.copy(MODELS_DIR / "mnist" / "decoder.onnx", models / "fashion-mnist" / "decoder.onnx")
-    shutil.copy(MODELS_DIR / "mnist" / "encoder.onnx", models / "fashion-mnist" / "encoder.onnx")
+    for entry in card["files"].values():  # the graphs and every file beside them that the card names
+        shutil.copy(MODELS_DIR / "mnist" / entry["path"], models / "fashion-mnist" / entry["path"])
     (models / "fashion-mnist" / "model.json").write_text(json.dumps(card))
     http.load_model("fashion-mnist")
     assert http.get_model_metadata("fashion-mnist-decoder")["versions"] == ["2.0.0"]
