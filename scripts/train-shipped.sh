@@ -69,3 +69,11 @@ $py -m training export --run runs/mnist-bernoulli --out models/mnist \
   --compare-with runs/mnist-bernoulli-e10 --compare-with runs/mnist-gaussian-e10
 $py -m training export --run "$fashion_winner" --out models/fashion-mnist \
   --compare-with runs/fashion-mnist-bernoulli-e30 --compare-with runs/fashion-mnist-gaussian-e30
+
+# Priors (K by held-out likelihood, class priors) and the test-set score tables, on what was exported.
+$py -m training fit-prior models/mnist --classifier runs/classifier-mnist &
+$py -m training fit-prior models/fashion-mnist --classifier runs/classifier-fashion-mnist
+wait
+$py -m training score-table models/mnist --ood fashion-mnist &
+$py -m training score-table models/fashion-mnist --ood mnist
+wait
