@@ -114,3 +114,14 @@ def test_with_a_classifier_the_default_prior_is_the_one_with_the_lower_frechet_d
     chosen = report["class_conditional"]["fitted_on"]
     shares = {s: v["mean_share"] for s, v in report["metrics"]["class_conditional"].items()}
     assert max(shares, key=shares.get) in chosen
+
+
+def test_score_table_borrows_the_services_scoring_maths_without_fastapi():
+    import subprocess
+    import sys
+
+    check = (
+        "import sys, training.scores; "
+        "assert not [m for m in sys.modules if m.split('.')[0] in ('fastapi', 'starlette', 'uvicorn')], 'web stack'"
+    )
+    subprocess.run([sys.executable, "-c", check], check=True)
