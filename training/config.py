@@ -54,6 +54,10 @@ class TrainConfig:
     beta: float = option(1.0, "KL weight")
     kl_warmup_epochs: int = option(0, "beta ramps linearly from 0 over these epochs")
     grad_clip: float | None = option(None, "clip each step's gradient norm to this (default: no clipping)")
+    iw_samples: int = option(
+        1, "importance samples per image: above 1, train on the IWAE bound with doubly reparameterised gradients"
+    )
+    init_from: str | None = option(None, "start from the weights of this run or model folder (same architecture)")
     seed: int = option(0, "seeds weights, shuffling and noise")
     limit_train: int | None = option(None, "use only the first N training images (tests, smoke runs)")
     limit_test: int | None = option(None, "use only the first N test images")
@@ -71,6 +75,10 @@ class TrainConfig:
         parse_rgb(self.background)
         if not 0 < self.test_fraction < 1:
             raise ValueError(f"test_fraction must be between 0 and 1, got {self.test_fraction}")
+        if self.iw_samples < 1:
+            raise ValueError(f"iw_samples must be at least 1, got {self.iw_samples}")
+        if self.iw_samples > 1 and (self.beta != 1.0 or self.kl_warmup_epochs):
+            raise ValueError("--iw-samples above 1 trains the IWAE bound, which has no KL weight: keep --beta 1")
         if self.latent_channels is not None and self.latent_channels < 1:
             raise ValueError(f"latent_channels must be at least 1, got {self.latent_channels}")
         if self.likelihood != "gaussian" and self.gaussian_scale is not None:

@@ -169,10 +169,35 @@ class VAE(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)
 
-    def forward(self, x: torch.Tensor) -> VAEOutput:
+    def forward(self, x: torch.Tensor, samples: int = 1) -> VAEOutput:
+        """One z per image; with samples = k > 1, z and logits get a leading axis of k (IWAE)."""
         mu, logvar = self.encode(x)
-        z = self.reparameterize(mu, logvar)
-        return VAEOutput(self.decode(z), mu, logvar, z)
+        if samples == 1:
+            z = self.reparameterize(mu, logvar)
+            return VAEOutput(self.decode(z), mu, logvar, z)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn(samples, *mu.shape, device=mu.device)
+        logits = self.decode(z.flatten(0, 1)).view(samples, *x.shape)
+        return VAEOutput(logits, mu, logvar, z)
+
+    def iwae_loss(self, x: torch.Tensor, out: VAEOutput) -> LossTerms:
+        """-IWAE bound (Burda et al. 2016) with the doubly reparameterised encoder gradient (Tucker
+        et al. 2019, DReG): log q takes detached parameters, and z's gradient is scaled by the
+        normalised weights once more, so the encoder gets sum_j w_j^2 d log w_j / dz_j."""
+        k = out.z.shape[0]
+        log_px = self.log_likelihood(out.logits, x.expand(k, *x.shape))  # [k, B]
+        mu, logvar = out.mu.detach(), out.logvar.detach()
+        log_q = -0.5 * ((out.z - mu).pow(2) * torch.exp(-logvar) + logvar + LOG_2PI).flatten(start_dim=2).sum(-1)
+        log_p = -0.5 * (out.z.pow(2) + LOG_2PI).flatten(start_dim=2).sum(-1)
+        log_w = log_px + log_p - log_q
+        with torch.no_grad():
+            w = torch.softmax(log_w, dim=0)
+        if out.z.requires_grad:
+            out.z.register_hook(lambda grad: grad * w.view(*w.shape, *([1] * (grad.dim() - 2))))
+        surrogate = -(w * log_w).sum(0).mean()
+        bound = (torch.logsumexp(log_w, dim=0) - math.log(k)).mean()
+        # The value is the negative bound; the gradient is the surrogate's.
+        loss = surrogate - surrogate.detach() - bound.detach()
+        return LossTerms(loss=loss, recon=-log_px.mean(), kl=(log_q - log_p).mean().detach())
 
     def log_likelihood(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """log p(x|z) summed over pixels, one value per image (leading dims kept)."""

@@ -73,7 +73,10 @@ def train_epoch(run: Run, epoch: int) -> dict:
         beta = beta_at(config, epoch + step / steps)
         batch = run.train_x[order[step * run.batch_per_process : (step + 1) * run.batch_per_process]]
         batch = model.training_targets(batch, run.noise).to(run.session.device)
-        terms = model.loss(batch, run.step_model(batch), beta=beta)
+        if config.iw_samples > 1:
+            terms = model.iwae_loss(batch, run.step_model(batch, samples=config.iw_samples))
+        else:
+            terms = model.loss(batch, run.step_model(batch), beta=beta)
         if not torch.isfinite(terms.loss):
             # Stop before a non-finite step reaches the weights or a checkpoint.
             raise SystemExit(
@@ -152,6 +155,12 @@ def set_up(config: TrainConfig, dataset: Dataset, session: Session) -> Run:
         raise SystemExit(f"--batch-size {config.batch_size} must be a multiple of the {session.world_size} processes")
     torch.manual_seed(config.seed)  # the same initial weights in every process
     model = config.build_model().to(session.device)
+    if config.init_from:
+        start, _ = runs.load_any_model(Path(config.init_from))
+        try:
+            model.load_state_dict(start.state_dict())
+        except RuntimeError as error:
+            raise SystemExit(f"--init-from {config.init_from}: another architecture ({error})") from None
     if session.distributed:
         torch.manual_seed(config.seed + session.rank)  # but different z noise per process
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
