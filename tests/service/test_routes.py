@@ -107,7 +107,8 @@ def test_sample_npy_is_float32_nchw_in_unit_range_and_seed_reproducible(client):
 
 
 def test_sample_json_latents_follow_default_rng_seed_and_temperature(client):
-    body = client.post("/sample", params={"n": 3, "seed": 5, "temperature": 0.5, "format": "json"}).json()
+    params = {"n": 3, "seed": 5, "temperature": 0.5, "prior": "standard", "format": "json"}
+    body = client.post("/sample", params=params).json()
     assert body["model"] == "mnist" and body["latent_dim"] == D
     expected = np.random.default_rng(5).standard_normal((3, D), dtype=np.float32) * np.float32(0.5)
     assert np.array_equal(np.asarray(body["latents"], dtype=np.float32), expected)
