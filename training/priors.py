@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import math
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,7 @@ from training import runs
 from training.classifier import load_classifier, predict
 from training.data import Dataset, load_data, to_tensor
 from training.distributed import set_threads
-from training.evaluate import class_coverage, frechet_distance, importance_sampled_nll
+from training.evaluate import class_coverage, frechet_distance, importance_sampled_nll, onnx_logits_decoder
 from training.model import LOG_2PI, VAE
 
 logger = logging.getLogger("training.priors")
@@ -239,11 +240,13 @@ def _measure(model, dataset, classifier_dir, mixture, on_means, per_class, n_sam
     test_x = to_tensor(dataset.test.images)
     targets = model.evaluation_targets(test_x)[:nll_images]
     out: dict = {}
-    # The same images and importance samples under each prior.
-    nll = {
-        kind: importance_sampled_nll(model, targets, k=nll_k, seed=seed, log_prior=prior)
-        for kind, prior in (("standard", None), ("mixture", mixture.log_prob))
-    }
+    # The same images and importance samples under each prior; the k x N decodes run on onnxruntime.
+    with tempfile.TemporaryDirectory() as folder:
+        decode = onnx_logits_decoder(model, folder)
+        nll = {
+            kind: importance_sampled_nll(model, targets, k=nll_k, seed=seed, decode=decode, log_prior=prior)
+            for kind, prior in (("standard", None), ("mixture", mixture.log_prob))
+        }
     out["importance_sampled_nll_nats"] = {
         kind: {"mean": round(v.mean().item(), 3), "stderr": round((v.std() / math.sqrt(len(v))).item(), 3)}
         for kind, v in nll.items()
