@@ -1,31 +1,37 @@
 """`python -m service`: the service's command line.
 
-    python -m service [serve] [--host H] [--port P] [--model-dir DIR]   verify the models, then serve
+    python -m service [serve] [--host H] [--port P] [--model-dir DIR] [--workers N]   verify the models, then serve
     python -m service check [--model-dir DIR]                           verify every model; exit 0 or 2
     python -m service package --encoder E --decoder D --name N --out DIR  your own ONNX graphs -> a model
 
 Options override the VAE_* environment (docs/configuration.md). On SIGTERM uvicorn stops
 accepting connections and waits for in-flight requests (up to VAE_SHUTDOWN_TIMEOUT_S); the
-lifespan then drains the batch queues before the process exits.
+lifespan then drains the batch queues before the process exits. With `--workers N` uvicorn's
+supervisor hands SIGTERM on to each worker process, which drains the same way.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import secrets
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
 import uvicorn
+from fastapi import FastAPI
 from pydantic import ValidationError
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors.multiprocess import Multiprocess
 
 from service.app import create_app
 from service.auth import SCOPES, KeyFileError, key_line
 from service.config import Settings
-from service.connections import guarded_protocol
+from service.connections import WorkerProtocol, guarded_protocol
 from service.packaging import PackageError, PackageOptions
 from service.packaging import package as package_model
 from service.registry import ModelLoadError, load_registry
@@ -65,21 +71,31 @@ def load_settings(**overrides: Any) -> Settings:
         raise typer.Exit(EXIT_INVALID) from None
 
 
-HostOption = Annotated[str | None, typer.Option(help="Bind address (env VAE_HOST, default 127.0.0.1)")]
-PortOption = Annotated[int | None, typer.Option(help="Bind port (env VAE_PORT, default 8000)")]
-ModelDirOption = Annotated[
-    Path | None, typer.Option(help="Folder of model folders (env VAE_MODEL_DIR, default <repo>/models)")
-]
-
-
-@cli.command(help="Verify every model, then serve them with uvicorn (one worker). The default command.")
-def serve(host: HostOption = None, port: PortOption = None, model_dir: ModelDirOption = None) -> None:
-    settings = load_settings(host=host, port=port, model_dir=model_dir)
+def configure_logging(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
     )
     for handler in logging.getLogger().handlers:
         handler.addFilter(RequestIdFilter())
+
+
+HostOption = Annotated[str | None, typer.Option(help="Bind address (env VAE_HOST, default 127.0.0.1)")]
+PortOption = Annotated[int | None, typer.Option(help="Bind port (env VAE_PORT, default 8000)")]
+ModelDirOption = Annotated[
+    Path | None, typer.Option(help="Folder of model folders (env VAE_MODEL_DIR, default <repo>/models)")
+]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(help="Server processes, each with its own models and batchers (env VAE_WORKERS, default 1)"),
+]
+
+
+@cli.command(help="Verify every model, then serve them with uvicorn. The default command.")
+def serve(
+    host: HostOption = None, port: PortOption = None, model_dir: ModelDirOption = None, workers: WorkersOption = None
+) -> None:
+    settings = load_settings(host=host, port=port, model_dir=model_dir, workers=workers)
+    configure_logging(settings)
     try:
         registry = load_registry(settings)
     except ModelLoadError as exc:
@@ -90,6 +106,10 @@ def serve(host: HostOption = None, port: PortOption = None, model_dir: ModelDirO
     except KeyFileError as exc:
         typer.echo(f"vae-service: refusing to start: {exc} (VAE_API_KEYS)", err=True)
         raise typer.Exit(EXIT_INVALID) from None
+    if settings.workers > 1:
+        del app, registry  # they proved that the models and keys can be served; each worker loads its own
+        serve_workers(settings)
+        return
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -106,6 +126,54 @@ def serve(host: HostOption = None, port: PortOption = None, model_dir: ModelDirO
     server.run()
     if not server.started:
         raise typer.Exit(3)
+
+
+def serve_workers(settings: Settings) -> None:
+    """`--workers N`: uvicorn's supervisor binds the socket once and spawns N processes on it; each
+    imports `worker_app` by name and builds its own app, models, batchers and metrics."""
+    # The workers read Settings from the environment, so the command line's values go there too.
+    os.environ.update(VAE_HOST=settings.host, VAE_PORT=str(settings.port), VAE_MODEL_DIR=str(settings.model_dir))
+    config = uvicorn.Config(
+        "service.__main__:worker_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        access_log=settings.access_log,
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout_s),
+        timeout_keep_alive=math.ceil(settings.keep_alive_timeout_s),
+        http="service.connections:WorkerProtocol",
+        lifespan="on",
+    )
+    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    supervisor.run()
+    if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
+        raise typer.Exit(3)
+
+
+def worker_app() -> FastAPI:
+    """One `--workers` process's app, which uvicorn builds there: settings from the environment,
+    the connection guards bound to them, and /ready turning 503 on SIGTERM as DrainingServer does."""
+    settings = Settings()
+    configure_logging(settings)
+    app = create_app(settings)
+    service: ServiceState = app.state.service
+    WorkerProtocol.settings, WorkerProtocol.metrics = settings, service.metrics
+    # uvicorn calls this inside Server.capture_signals(), so the handlers found here are its own.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        server_exit = signal.getsignal(sig)
+        if callable(server_exit):
+            signal.signal(sig, _draining(service, server_exit))
+    return app
+
+
+def _draining(service: ServiceState, server_exit: Any) -> Any:
+    def handle_exit(sig: int, frame: Any) -> None:
+        service.shutting_down = True
+        server_exit(sig, frame)
+
+    return handle_exit
 
 
 @cli.command(help="Verify every model (card, sha256, graphs) as serve does; exit 0 if all can be served, else 2.")

@@ -145,6 +145,12 @@ class Settings(BaseSettings):
         "127.0.0.1", description="Bind address for `python -m service serve` (the container image sets 0.0.0.0)."
     )
     port: int = Field(8000, ge=0, le=65535, description="Bind port for `python -m service serve`.")
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Server processes for `python -m service serve`, each with its own models and batchers.",
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field("info", description="Log level.")
     access_log: bool = Field(False, description="Log every request (costs throughput).")
     shutdown_timeout_s: float = Field(

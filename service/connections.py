@@ -138,6 +138,11 @@ class GuardedProtocol(HttpToolsProtocol):
             self._arm(self.settings.header_timeout_s, "header_timeout")
 
 
+class WorkerProtocol(GuardedProtocol):
+    """GuardedProtocol for `serve --workers N`: uvicorn imports it by name in each worker process,
+    where the worker's app factory (`service.__main__.worker_app`) binds that process's limits."""
+
+
 def guarded_protocol(settings: Settings, metrics: Metrics | None) -> type[GuardedProtocol]:
     """GuardedProtocol bound to these limits, for uvicorn.Config(http=...)."""
     return type("BoundGuardedProtocol", (GuardedProtocol,), {"settings": settings, "metrics": metrics})
