@@ -98,3 +98,20 @@ def test_workers_below_1_is_refused_naming_the_setting(tmp_path):
     )
     assert result.returncode == 2
     assert "VAE_WORKERS" in result.stderr
+
+
+def test_a_worker_fails_ready_on_the_signal_that_stops_its_server():
+    """uvicorn builds a worker's app inside its own signal handlers; worker_app wraps them."""
+    from service.__main__ import worker_app
+
+    stopped = []
+    previous = {
+        sig: signal.signal(sig, lambda sig, frame: stopped.append(sig)) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        app = worker_app()
+        signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    assert app.state.service.shutting_down and stopped == [signal.SIGTERM]
