@@ -69,16 +69,22 @@ class StoredPrior:
     classes: tuple[Mixture, ...]  # by label index; empty without class priors
 
 
-def load_prior(path: Path, latent_dim: int, labels: list[str] | None) -> StoredPrior:
-    """Read and check prior.npz; ValueError says what is wrong (the registry names the file)."""
+def read_versioned_npz(path: Path, schema_version: int) -> dict[str, np.ndarray]:
+    """Every array of an .npz file (no pickles) whose `schema_version` is the one we read."""
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise ValueError(f"not a readable .npz archive ({exc})") from None
     version = arrays.get("schema_version")
-    if version is None or version.shape != () or int(version) != SCHEMA_VERSION:
-        raise ValueError(f"schema_version must be {SCHEMA_VERSION}, found {None if version is None else version}")
+    if version is None or version.shape != () or int(version) != schema_version:
+        raise ValueError(f"schema_version must be {schema_version}, found {None if version is None else version}")
+    return arrays
+
+
+def load_prior(path: Path, latent_dim: int, labels: list[str] | None) -> StoredPrior:
+    """Read and check prior.npz; ValueError says what is wrong (the registry names the file)."""
+    arrays = read_versioned_npz(path, SCHEMA_VERSION)
     mixture = _mixture(arrays, "", latent_dim)
     classes: tuple[Mixture, ...] = ()
     if "class_means" in arrays:

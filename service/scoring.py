@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import io
 import math
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -27,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
-from service.priors import LOG_2PI, Mixture, standard_log_prob
+from service.priors import LOG_2PI, Mixture, read_versioned_npz, standard_log_prob
 
 SCHEMA_VERSION = 1
 PROBABILITY_FLOOR = 1e-7  # float32 probabilities saturate at 0 and 1; log(0) would be -inf
@@ -152,14 +151,7 @@ def table_arrays(neg_elbo: np.ndarray, corrected: np.ndarray, k: int, seed: int,
 
 def load_table(path: Path) -> ScoreTable:
     """Read and check scores.npz; ValueError says what is wrong (the registry names the file)."""
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"not a readable .npz archive ({exc})") from None
-    version = arrays.get("schema_version")
-    if version is None or version.shape != () or int(version) != SCHEMA_VERSION:
-        raise ValueError(f"schema_version must be {SCHEMA_VERSION}")
+    arrays = read_versioned_npz(path, SCHEMA_VERSION)
     columns = []
     for name in ("neg_elbo", "complexity_corrected", "combined"):
         values = arrays.get(name)

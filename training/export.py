@@ -57,6 +57,17 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def add_to_card(model_dir: Path, kind: str, path: Path, section: dict, labels: list[str] | None = None) -> None:
+    """Name `path` in the card's files.<kind> with its sha256 and store `section` under <kind>."""
+    card_path = model_dir / "model.json"
+    card = json.loads(card_path.read_text())
+    card["files"][kind] = {"path": path.name, "sha256": sha256_file(path)}
+    card[kind] = section
+    if labels and not card.get("labels"):
+        card["labels"] = labels
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+
+
 def export_graph(
     module: nn.Module, example: torch.Tensor, path: Path, input_name: str, output_names: list[str]
 ) -> None:

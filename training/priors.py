@@ -15,8 +15,6 @@ prior.npz, schema_version 1 (docs/model-card.md), all float64:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import tempfile
@@ -33,6 +31,7 @@ from training.classifier import load_classifier, predict
 from training.data import Dataset, load_data, to_tensor
 from training.distributed import set_threads
 from training.evaluate import class_coverage, frechet_distance, importance_sampled_nll, onnx_logits_decoder
+from training.export import add_to_card
 from training.model import LOG_2PI, VAE
 
 logger = logging.getLogger("training.priors")
@@ -114,10 +113,6 @@ def quality(model: VAE, classifier, z: np.ndarray, test_features: np.ndarray) ->
         "frechet_distance": round(frechet_distance(features.numpy(), test_features), 3),
         "class_coverage": class_coverage(labels.numpy(), classifier.num_classes),
     }
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def fit_prior(
@@ -223,14 +218,8 @@ def fit_prior(
         + (f" --classifier {classifier_dir}" if classifier_dir else "")
         + f" --n-samples {n_samples} --nll-images {nll_images} --nll-k {nll_k}"
     )
-    card_path = model_dir / "model.json"
-    if card_path.exists():
-        card = json.loads(card_path.read_text())
-        card["files"]["prior"] = {"path": PRIOR_FILE, "sha256": _sha256(path)}
-        card["prior"] = report
-        if classes and not card.get("labels"):
-            card["labels"] = list(classes)
-        card_path.write_text(json.dumps(card, indent=2) + "\n")
+    if (model_dir / "model.json").exists():  # a model folder; a run folder keeps prior.npz beside its checkpoint
+        add_to_card(model_dir, "prior", path, report, list(classes))
     return report
 
 

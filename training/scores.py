@@ -8,7 +8,6 @@ another dataset's test images (--ood) the AUROC of each rule.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from service.scoring import (
 )
 from training.config import TrainConfig
 from training.data import load_data, load_dataset, to_tensor
+from training.export import add_to_card
 
 SCORES_FILE = "scores.npz"
 OUTLIER_PERCENTILE = 99.0
@@ -151,9 +151,5 @@ def score_table(
         + (f" --images {images}" if images else "")
         + f" --k {k}"
     )
-    card_path = model_dir / "model.json"
-    card = json.loads(card_path.read_text())
-    card["files"]["scores"] = {"path": SCORES_FILE, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
-    card["scores"] = report
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    add_to_card(model_dir, "scores", path, report)
     return report
