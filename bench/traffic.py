@@ -31,18 +31,23 @@ def sample(port: int, n: int, fmt: str) -> Traffic:
 
 def decode(port: int, latent_dim: int, rows: int = 1) -> Traffic:
     """JSON latents in, the default PNG out (docs/api.md)."""
+    return latents(port, "/decode", latent_dim, rows, name=f"/decode n={rows} json")
+
+
+def latents(port: int, target: str, latent_dim: int, rows: int = 1, name: str | None = None) -> Traffic:
+    """`{"latents": [[D floats] x rows]}` POSTed to any target: the service's /decode or a peer's route."""
     rng = np.random.default_rng(0)
     requests = tuple(
         _request(
             "POST",
-            "/decode",
+            target,
             port,
             json.dumps({"latents": rng.standard_normal((rows, latent_dim)).round(6).tolist()}).encode(),
             "application/json",
         )
         for _ in range(VARIANTS)
     )
-    return Traffic(f"/decode n={rows} json", requests, images=rows)
+    return Traffic(name or f"{target} n={rows} json", requests, images=rows)
 
 
 def _multipart(png: bytes, filename: str) -> tuple[bytes, str]:
