@@ -63,7 +63,7 @@ class Run:
     took_s: float = 0.0
 
 
-def header(run: Run) -> str:
+def header(run: Run, verb: str = "Measured") -> str:
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(run.started_at))
     pin = (
         f"every server pinned to CPU {sorted(run.server_cpus)}, load generator to CPU {sorted(run.client_cpus or [])}"
@@ -72,7 +72,7 @@ def header(run: Run) -> str:
     )
     loads = " -> ".join("/".join(f"{x:.2f}" for x in avg) for avg in run.loads)
     lines = [
-        f"Measured {when} at commit `{git_commit()}` in {run.took_s:.0f} s; machine: {machine()}.",
+        f"{verb} {when} at commit `{git_commit()}` in {run.took_s:.0f} s; machine: {machine()}.",
         f"{pin}; load average (1/5/15 min) before -> after: {loads}.",
         "",
         "| server | versions |",
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.check:
             results = [r for s, routes in started for r in check.check_server(s, routes, reference, server_cpus)]
             run.took_s = time.time() - run.started_at
-            print(f"\n{header(run)}\n\n{check.table(results)}")
+            print(f"\n{header(run, 'Checked')}\n\n{check.table(results)}")
             failed = [r for r in results if not r.ok]
             print(f"\n{len(results) - len(failed)} of {len(results)} answers ok")
             return 1 if failed else 0
