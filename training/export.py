@@ -7,7 +7,6 @@ docs/model-card.md and versioned by CARD_SCHEMA_VERSION.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -25,6 +24,7 @@ import torch
 from torch import nn
 
 from training import runs
+from training.cards import sha256_file
 from training.data import CLASS_NAMES
 from training.model import VAE
 from training.projection import ProjectionDataMissing, write_projection
@@ -47,25 +47,6 @@ class DecoderWithSigmoid(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.decoder(z))
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def add_to_card(model_dir: Path, kind: str, path: Path, section: dict, labels: list[str] | None = None) -> None:
-    """Name `path` in the card's files.<kind> with its sha256 and store `section` under <kind>."""
-    card_path = model_dir / "model.json"
-    card = json.loads(card_path.read_text())
-    card["files"][kind] = {"path": path.name, "sha256": sha256_file(path)}
-    card[kind] = section
-    if labels and not card.get("labels"):
-        card["labels"] = labels
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
 
 
 def export_graph(

@@ -27,11 +27,11 @@ import torch
 from sklearn.mixture import GaussianMixture
 
 from training import runs
+from training.cards import add_to_card
 from training.classifier import load_classifier, predict
 from training.data import Dataset, load_data, to_tensor
 from training.distributed import set_threads
 from training.evaluate import class_coverage, frechet_distance, importance_sampled_nll, onnx_logits_decoder
-from training.export import add_to_card
 from training.model import LOG_2PI, VAE
 
 logger = logging.getLogger("training.priors")

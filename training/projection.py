@@ -14,7 +14,6 @@ fed pixels / 255 as the service feeds it; no torch.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import platform
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from training.cards import add_to_card
 from training.config import TrainConfig
 from training.data import Dataset, DataSourceMissing, Split, load_data
 from training.folder_data import ImageFolderError
@@ -206,36 +206,10 @@ def compute_projection(
     }
 
 
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def projection_text(projection: dict) -> str:
     """One top-level key a line, each value compact: small, and a diff still names what changed."""
     lines = [f"  {json.dumps(key)}: {json.dumps(value, separators=(',', ':'))}" for key, value in projection.items()]
     return "{\n" + ",\n".join(lines) + "\n}\n"
-
-
-def _dump_like(text: str, card: dict) -> str:
-    """The card as JSON in the formatting its file already has (indent 2; ensure_ascii either way)."""
-    original = json.loads(text)
-    for ensure_ascii in (True, False):
-        if json.dumps(original, indent=2, ensure_ascii=ensure_ascii) + "\n" == text:
-            return json.dumps(card, indent=2, ensure_ascii=ensure_ascii) + "\n"
-    ascii_only = all(ord(ch) < 128 for ch in text)
-    return json.dumps(card, indent=2, ensure_ascii=ascii_only) + "\n"
-
-
-def name_in_card(model_dir: Path, path: Path) -> dict:
-    """Set the card's files.projection to {path, sha256} of `path`, leaving every other byte as it was
-    (re-read just before writing: others edit cards too)."""
-    card_path = model_dir / "model.json"
-    text = card_path.read_text()
-    card = json.loads(text)
-    ref = {"path": path.name, "sha256": sha256_file(path)}
-    card["files"]["projection"] = ref
-    card_path.write_text(_dump_like(text, card))
-    return ref
 
 
 def write_projection(
@@ -250,7 +224,7 @@ def write_projection(
     projection = compute_projection(model_dir, dataset, points=points, seed=seed, threads=threads)
     path = model_dir / PROJECTION_FILE
     path.write_text(projection_text(projection))
-    name_in_card(model_dir, path)
+    add_to_card(model_dir, "projection", path)
     ratio = projection["explained_variance_ratio"]
     log.info(
         "%s: %d of %d test means mapped; pc1 and pc2 explain %.1f%% and %.1f%% of their variance",

@@ -27,9 +27,9 @@ from service.scoring import (
     score_one,
     table_arrays,
 )
+from training.cards import add_to_card
 from training.config import TrainConfig
 from training.data import load_data, load_dataset, to_tensor
-from training.export import add_to_card
 
 SCORES_FILE = "scores.npz"
 OUTLIER_PERCENTILE = 99.0
@@ -62,13 +62,13 @@ class FolderModel:
     def scores(self, images: np.ndarray, k: int, seed: int, chunk: int = 16) -> np.ndarray:
         """[N, 4] (neg_elbo, reconstruction, kl, nll) of float32 images [N, C, H, W]."""
         eps = score_noise(seed, k, self.card["latent_dim"])
+        latent_shape = self.card.get("latent_shape") or [self.card["latent_dim"]]
         out = []
         for start in range(0, len(images), chunk):
             x = images[start : start + chunk]
             mu, logvar = self.sessions["encoder"].run(["mu", "logvar"], {"image": x})
             mu, logvar = mu.reshape(len(x), -1), logvar.reshape(len(x), -1)
             z = np.concatenate([importance_latents(m, v, eps) for m, v in zip(mu, logvar, strict=True)])
-            latent_shape = self.card.get("latent_shape") or [self.card["latent_dim"]]
             (decoded,) = self.sessions["decoder"].run(["image"], {"z": z.reshape(len(z), *latent_shape)})
             for i in range(len(x)):
                 log_px_z = log_likelihood(x[i], decoded[i * k : (i + 1) * k], self.likelihood, self.sigma)

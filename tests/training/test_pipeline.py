@@ -7,11 +7,12 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from training.cards import sha256_file
 from training.classifier import train_classifier
 from training.config import TrainConfig
 from training.data import Dataset, Split, load_dataset
 from training.evaluate import evaluate_run
-from training.export import PARITY_TOLERANCE, export_run, sha256_file
+from training.export import PARITY_TOLERANCE, export_run
 from training.train import train
 
 TINY = dict(latent_dim=4, channels=8, hidden=32, batch_size=64, limit_train=512, limit_test=128)

@@ -14,9 +14,10 @@ from service.priors import Mixture as ServedMixture
 from service.priors import load_prior
 from service.registry import load_model
 from service.scoring import load_table
+from training.cards import sha256_file
 from training.config import TrainConfig
 from training.data import Dataset, Split, load_dataset
-from training.export import export_run, sha256_file
+from training.export import export_run
 from training.priors import Mixture, fit_prior
 from training.scores import score_table
 from training.train import train

@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from devtools.tiny_models import TinyVAE
+from training.cards import sha256_file
 from training.cli import app
 from training.data import Dataset, Split, load_dataset
 from training.projection import (
@@ -21,7 +22,6 @@ from training.projection import (
     compute_projection,
     latent_of_point,
     principal_plane,
-    sha256_file,
     write_projection,
 )
 

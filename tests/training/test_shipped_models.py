@@ -11,8 +11,8 @@ import torch
 from onnx import numpy_helper
 
 from training import runs
+from training.cards import sha256_file
 from training.config import TrainConfig
-from training.export import sha256_file
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 SHIPPED = ("mnist", "fashion-mnist")
