@@ -43,7 +43,7 @@ async def score(
             f"model {model.name!r} cannot be scored: its card gives no likelihood the service can evaluate "
             "(bernoulli, or gaussian with metrics.decoder_sigma_per_channel)"
         )
-    check_score_k(query.k, 1, settings.max_score_k, settings.max_score_rows)
+    check_score_k(query.k, 1, settings.max_score_k, settings.max_score_rows)  # before reading the body
     limit = model.limits.max_upload_images
     if media_type_of(request) == "application/x-npy":
         body = await read_body(request, settings.max_upload_bytes, "VAE_MAX_UPLOAD_BYTES")
@@ -75,21 +75,19 @@ async def score(
                 "outlier": None if outlier_score is None else outlier_score > settings.outlier_percentile,
             }
         )
-    card_table = model.card_json.get("scores")
+    table_info = None
+    if table is not None:
+        table_info = {"images": len(table.neg_elbo), "k": table.k, "prior": table.prior}
+        command = (model.card_json.get("scores") or {}).get("command")
+        if command:
+            table_info["command"] = command
     body_json = {
         "model": model.name,
         "k": k,
         "seed": query.seed,
         "prior": model.card.prior.default,
         "outlier_percentile": settings.outlier_percentile,
-        "table": None
-        if table is None
-        else {
-            "images": len(table.neg_elbo),
-            "k": table.k,
-            "prior": table.prior,
-            **({"command": card_table["command"]} if isinstance(card_table, dict) and "command" in card_table else {}),
-        },
+        "table": table_info,
         "results": results,
     }
     return outputs.ModelResponse(outputs.json_bytes(body_json), model, outputs.MEDIA_TYPES["json"])
