@@ -11,10 +11,12 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp
 
 from service import playground
 from service.auth import ApiKeyMiddleware, KeyRing, load_keys
 from service.config import Settings
+from service.dataplane import DataPlane, lean_routes
 from service.handlers import install_error_handlers
 from service.inference import Engine
 from service.metrics import Metrics, MetricsMiddleware
@@ -26,6 +28,16 @@ from service.routes import generate, images, latent_space, models, ops, scoring
 from service.state import ServiceState
 
 logger = logging.getLogger("service.app")
+
+# The data plane's routes (service/dataplane.py): those whose per-request cost was mostly framework.
+DATA_PLANE_PATHS = (
+    "/sample",
+    "/decode",
+    "/encode",
+    "/reconstruct",
+    "/v2/models/{name}/infer",
+    "/v2/models/{name}/versions/{version}/infer",
+)
 
 DESCRIPTION = """Serves VAE encoders and decoders exported to ONNX (see docs/api.md).
 Every endpoint that runs a model takes an optional `model` query parameter."""
@@ -48,7 +60,22 @@ def document_limits(schema: dict[str, Any], settings: Settings) -> None:
         form["properties"]["file"]["maxItems"] = settings.max_upload_images
 
 
-def create_app(settings: Settings | None = None, registry: Registry | None = None) -> FastAPI:
+class ServiceApp(FastAPI):
+    """FastAPI whose middleware stack starts with the data plane: DATA_PLANE_PATHS go through the
+    service's middlewares to their handlers, everything else through FastAPI's whole stack."""
+
+    data_plane: DataPlane
+    data_plane_paths: tuple[str, ...] = DATA_PLANE_PATHS  # () serves every route through FastAPI (tests compare)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        routes = [r for r in lean_routes(self.routes) if r.path in self.data_plane_paths]
+        self.data_plane = DataPlane(
+            super().build_middleware_stack(), routes, self.user_middleware, self.exception_handlers
+        )
+        return self.data_plane
+
+
+def create_app(settings: Settings | None = None, registry: Registry | None = None) -> ServiceApp:
     """Build the app. `registry`: models already loaded and verified (python -m service does this
     first, to refuse to start with a clean message); otherwise the lifespan loads them."""
     settings = settings or Settings()
@@ -93,7 +120,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             service.image_executor.shutdown(wait=True)
             logger.info("stopped: queues drained")
 
-    app = FastAPI(
+    app = ServiceApp(
         title="VAE serving",
         description=DESCRIPTION,
         version="1.1.0",

@@ -174,7 +174,14 @@ class LeanRoute(APIRoute):
     """An APIRoute (same OpenAPI, same errors) resolved by a plan compiled once per route. An
     endpoint returns a Response, or a pydantic model or plain data, sent as JSON."""
 
+    handler: Callable[[Request], Coroutine[Any, Any, Response]]
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        # Kept on the route: the data plane (service/dataplane.py) calls it without the router.
+        self.handler = self.build_handler()
+        return self.handler
+
+    def build_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         plan = compile_plan(self.dependant)
         status = self.status_code or 200
 

@@ -37,8 +37,8 @@ def oip_error(status: int, message: str) -> JSONResponse:
 class OipRoute(LeanRoute):
     """A LeanRoute whose errors take the protocol's shape."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handle = super().get_route_handler()
+    def build_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().build_handler()
 
         async def handle_oip(request: Request) -> Response:
             try:
