@@ -33,13 +33,15 @@ from devtools.images import digit_png_bytes
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-WORKLOADS = ("decode", "sample", "encode", "reconstruct")
+WORKLOADS = ("decode", "decode-npy", "sample", "encode", "reconstruct")
 
 
 def workload(name: str, port: int, latent_dim: int) -> tuple[Traffic, str]:
     """(traffic, graph whose batches /metrics reports) for one named workload."""
     if name == "decode":
         return traffic.decode(port, latent_dim), "decoder"
+    if name == "decode-npy":  # JSON latents in, .npy out: issue 17's comparison with the peers
+        return traffic.latents(port, "/decode?format=npy", latent_dim, name="/decode n=1 json -> npy"), "decoder"
     if name == "sample":
         return traffic.sample(port, 1, "png"), "decoder"
     pngs = [digit_png_bytes(index) for index in range(16)]

@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -93,6 +94,11 @@ def markdown(run: Run, cells: list[compare.Cell]) -> str:
             "",
             compare.glance_table(cells, launch.OURS, peers),
             "",
+            "**Against the compute ceiling** (onnxruntime in-process on the servers' core, the service's own "
+            "session options, same batch, taken before each round with every server paused)",
+            "",
+            compare.ceiling_table(cells, launch.OURS),
+            "",
             "**Every cell** (latency over all turns together; server CPU: the median turn's, its whole process tree)",
             "",
             compare.full_table(cells, launch.OURS),
@@ -121,6 +127,7 @@ def raw(run: Run, cells: list[compare.Cell]) -> dict:
                 "p99_ms": c.merged.percentile_ms(99),
                 "errors": c.merged.errors,
                 "server_cpu_percent_turns": c.cpu_percent,
+                "ceiling_images_per_s_rounds": c.ceilings,
             }
             for c in cells
         ],
@@ -136,6 +143,16 @@ def write(run: Run, cells: list[compare.Cell], folder: Path) -> str:
     shutil.copyfile(latest, folder / f"peers-{time.strftime('%Y-%m-%d', time.gmtime(run.started_at))}.md")
     (folder / "peers.json").write_text(json.dumps(raw(run, cells), indent=1) + "\n")
     return text
+
+
+def in_process(cpus: set[int] | None, rows: int, seconds: float = 1.0) -> float:
+    """The shipped MNIST decoder's images/s at batch `rows`, in-process (bench/ceiling.py) on `cpus`."""
+    argv = [sys.executable, "-m", "bench.ceiling", "--model-dir", str(launch.decoder_path().parent)]
+    argv += ["--graphs", "decoder", "--batches", str(rows), "--seconds", str(seconds)]
+    if cpus:
+        argv += ["--cpu", str(min(cpus))]
+    found = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=REPO_ROOT)
+    return float(json.loads(found.stdout)["graphs"]["decoder"][str(rows)])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             rounds=args.rounds,
             slice_s=args.duration / args.rounds,
             warmup_s=args.warmup,
+            ceiling=lambda rows: in_process(server_cpus, rows),
         )
     run.loads.append(os.getloadavg())
     run.took_s = time.time() - run.started_at

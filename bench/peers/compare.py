@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from bench.loadgen import LoadResult, Traffic, closed_loop, merge
@@ -45,6 +45,7 @@ class Cell:
     concurrency: int
     turns: list[LoadResult] = field(default_factory=list)
     cpu_percent: list[float] = field(default_factory=list)  # the server's process tree, % of one core, per turn
+    ceilings: list[float] = field(default_factory=list)  # in-process images/s before each round (batched scenarios)
 
     @property
     def requests_per_s(self) -> float:
@@ -102,9 +103,12 @@ def measure(
     rounds: int = ROUNDS,
     slice_s: float = 2.0,
     warmup_s: float = 0.5,
+    ceiling: Callable[[int], float] | None = None,
 ) -> list[Cell]:
     """`servers`: (name, scenario key -> (Running, target)) for each server, all suspended on entry.
-    Each turn resumes the one deployment that answers, runs the closed loop and suspends it again."""
+    Each turn resumes the one deployment that answers, runs the closed loop and suspends it again.
+    `ceiling(rows)`: onnxruntime's in-process images/s at that batch on the servers' core, taken
+    before each round of a many-latent scenario, while every server is paused."""
     cells = []
     for scenario in scenarios:
         for c in concurrency:
@@ -114,6 +118,8 @@ def measure(
                 load = latents(running.port, target, latent_dim, scenario.rows, name=f"{name} {scenario.key}")
                 row.append((Cell(name, scenario.key, c), running, load))
             for round_index in range(rounds):
+                if ceiling is not None and scenario.rows > 1:
+                    row[0][0].ceilings.append(ceiling(scenario.rows))
                 order = row if round_index % 2 == 0 else list(reversed(row))
                 for cell, running, load in order:
                     _turn(cell, running, load, c, slice_s, warmup_s)
@@ -198,5 +204,24 @@ def full_table(cells: Sequence[Cell], ours: str, scenarios=SCENARIOS) -> str:
             f"| {_number(cell.images_per_s)} | {' / '.join(_number(t.requests_per_s) for t in cell.turns)} "
             f"| {_number(merged.percentile_ms(50), 2)} | {_number(merged.percentile_ms(99), 2)} | {errors} "
             f"| {_number(cell.server_cpu_percent)}% | {versus} |"
+        )
+    return "\n".join(lines)
+
+
+def ceiling_table(cells: Sequence[Cell], ours: str) -> str:
+    """Our many-latent cells against onnxruntime in-process at the same batch, measured between
+    their own rounds (mean of those ceilings)."""
+    lines = [
+        "| scenario | c | this service images/s | in-process images/s (per round) | of ceiling |",
+        "|---|--:|--:|---|--:|",
+    ]
+    for cell in cells:
+        if cell.server != ours or not cell.ceilings:
+            continue
+        mean = statistics.fmean(cell.ceilings)
+        rounds = " / ".join(_number(v) for v in cell.ceilings)
+        lines.append(
+            f"| {cell.scenario} | {cell.concurrency} | {_number(cell.images_per_s)} | {_number(mean)} ({rounds}) "
+            f"| {ratio(cell.images_per_s, mean):.0%} |"
         )
     return "\n".join(lines)
