@@ -133,6 +133,10 @@ def fit_prior_command(
         Optional[Path], typer.Option(help="folder from `train-classifier` (without: no FD or class fidelity)")
     ] = None,
     components: Annotated[list[int], typer.Option(help="mixture sizes K to choose from")] = (10, 25, 50, 100),
+    fit_images: Annotated[
+        int, typer.Option(help="training images the mixture is fitted on; 5,000 others choose K")
+    ] = 30_000,
+    samples_per_image: Annotated[int, typer.Option(help="posterior samples per fitted image")] = 1,
     class_components: Annotated[int, typer.Option(help="mixture components per class")] = 4,
     n_samples: Annotated[int, typer.Option(help="samples per prior for the Fréchet distance")] = 10_000,
     nll_images: Annotated[int, typer.Option(help="test images for the NLL under each prior")] = 1_000,
@@ -146,6 +150,8 @@ def fit_prior_command(
         model,
         classifier,
         components=tuple(components),
+        fit_images=fit_images,
+        samples_per_image=samples_per_image,
         class_components=class_components,
         n_samples=n_samples,
         nll_images=nll_images,

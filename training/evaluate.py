@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import tempfile
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,6 @@ from training.model import LOG_2PI, VAE, bits_per_dim, test_elbo
 MAX_DECODED_VALUES = 1 << 25
 
 
-@torch.inference_mode()
 def importance_sampled_nll(
     model: VAE,
     targets: torch.Tensor,
@@ -43,6 +43,21 @@ def importance_sampled_nll(
     run by onnxruntime, which is faster on CPU for the k * N decodes that dominate. `log_prior`
     (flat latents [..., D] -> log p(z)) defaults to N(0, I); a stored mixture passes its own.
     """
+    return importance_sampled_nlls(model, targets, {"": log_prior}, k, seed, max_rows, decode)[""]
+
+
+@torch.inference_mode()
+def importance_sampled_nlls(
+    model: VAE,
+    targets: torch.Tensor,
+    log_priors: Mapping[str, Callable[[torch.Tensor], torch.Tensor] | None],
+    k: int = 1000,
+    seed: int = 0,
+    max_rows: int | None = None,
+    decode=None,
+) -> dict[str, torch.Tensor]:
+    """importance_sampled_nll under several priors at once (None: N(0, I)): the same importance
+    samples and one decode of each, since only log p(z) differs between priors."""
     decode = decode or model.decode
     model.eval()
     # Decode passes of at most MAX_DECODED_VALUES pixels: bigger ones run slower on CPU.
@@ -50,27 +65,28 @@ def importance_sampled_nll(
     generator = torch.Generator().manual_seed(seed)
     images_per_pass = max(1, min(len(targets), max_rows // min(k, max_rows)))
     samples_per_pass = max(1, min(k, max_rows // images_per_pass))
-    nll = []
+    nll: dict[str, list[torch.Tensor]] = {name: [] for name in log_priors}
     for start in range(0, len(targets), images_per_pass):
         x = targets[start : start + images_per_pass]
         mu, logvar = model.encode(x)
         std = torch.exp(0.5 * logvar)
-        log_weights = []
+        log_weights: dict[str, list[torch.Tensor]] = {name: [] for name in log_priors}
         for done in range(0, k, samples_per_pass):
             s = min(samples_per_pass, k - done)
             eps = torch.randn(s, *mu.shape, generator=generator)
             z = mu + std * eps  # (s, B, *latent_shape)
             logits = decode(z.reshape(-1, *mu.shape[1:])).reshape(s, *x.shape)
             log_px_z = model.log_likelihood(logits, x.expand(s, *x.shape))
-            if log_prior is None:
-                log_pz = -0.5 * (z.pow(2) + LOG_2PI).flatten(start_dim=2).sum(-1)
-            else:
-                log_pz = log_prior(z.flatten(start_dim=2))
             log_qz = -0.5 * (eps.pow(2) + logvar + LOG_2PI).flatten(start_dim=2).sum(-1)
-            log_weights.append(log_px_z + log_pz - log_qz)
-        log_px = torch.logsumexp(torch.cat(log_weights), dim=0) - math.log(k)
-        nll.append(-log_px)
-    return torch.cat(nll)
+            for name, log_prior in log_priors.items():
+                if log_prior is None:
+                    log_pz = -0.5 * (z.pow(2) + LOG_2PI).flatten(start_dim=2).sum(-1)
+                else:
+                    log_pz = log_prior(z.flatten(start_dim=2))
+                log_weights[name].append(log_px_z + log_pz - log_qz)
+        for name, weights in log_weights.items():
+            nll[name].append(math.log(k) - torch.logsumexp(torch.cat(weights), dim=0))
+    return {name: torch.cat(values) for name, values in nll.items()}
 
 
 @torch.inference_mode()

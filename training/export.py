@@ -184,7 +184,7 @@ def _training_summary(run_dir: Path) -> dict:
     config = runs.read_config(run_dir)
     epochs = runs.read_metrics(run_dir)
     data = runs.read_data_summary(run_dir)
-    return {
+    summary = {
         "config": config.to_dict(),
         **({"data": data["source"]} if "source" in data else {}),
         "epochs_completed": len(epochs),
@@ -193,6 +193,19 @@ def _training_summary(run_dir: Path) -> dict:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
         "command": " ".join(["python -m training train --out", str(run_dir), *config.command_line()]),
     }
+    if config.init_from:
+        summary["started_from"] = _started_from(Path(config.init_from))
+    earlier = summary.get("started_from", {}).get("total_train_seconds", 0.0)
+    summary["total_train_seconds"] = round(summary["train_seconds"] + earlier, 1)
+    return summary
+
+
+def _started_from(source: Path) -> dict:
+    """What a fine-tuned run's weights started from: a run's summary or a model card's training
+    section, whose own history nests inside, so the card shows the whole chain and its cost."""
+    earlier = read_card(source)["training"] if (source / "model.json").exists() else _training_summary(source)
+    earlier.setdefault("total_train_seconds", earlier.get("train_seconds", 0.0))
+    return {"path": str(source), **earlier}
 
 
 def _preprocessing(config) -> dict:

@@ -31,7 +31,7 @@ from training.cards import add_to_card
 from training.classifier import load_classifier, predict
 from training.data import Dataset, load_data, to_tensor
 from training.distributed import set_threads
-from training.evaluate import class_coverage, frechet_distance, importance_sampled_nll, onnx_logits_decoder
+from training.evaluate import class_coverage, frechet_distance, importance_sampled_nlls, onnx_logits_decoder
 from training.model import LOG_2PI, VAE
 
 logger = logging.getLogger("training.priors")
@@ -122,6 +122,7 @@ def fit_prior(
     components: tuple[int, ...] = (10, 25, 50, 100),
     fit_images: int = 30_000,
     heldout_images: int = 5_000,
+    samples_per_image: int = 1,
     class_components: int = 4,
     n_samples: int = 10_000,
     nll_images: int = 1_000,
@@ -142,11 +143,15 @@ def fit_prior(
     mu, logvar = encode_all(model, train_x)
     z = posterior_samples(mu, logvar, rng)
     fit, held = slice(0, fit_images), slice(fit_images, None)
+    # More draws per image trace the aggregate posterior q(z) more closely; the first is z itself.
+    z_fit = np.concatenate(
+        [z[fit], *(posterior_samples(mu[fit], logvar[fit], rng) for _ in range(samples_per_image - 1))]
+    )
 
     # K by the held-out log-likelihood of posterior samples of images the fit did not see.
     selection = {}
     for k in components:
-        gmm = fit_mixture(z[fit], k, seed)
+        gmm = fit_mixture(z_fit, k, seed)
         selection[k] = (gmm, float(gmm.score(z[held])))
         logger.info("K=%d: held-out log-likelihood %.3f nats per latent", k, selection[k][1])
     best_k = max(selection, key=lambda k: selection[k][1])
@@ -165,7 +170,8 @@ def fit_prior(
 
     report: dict = {
         "kinds": ["standard", "mixture"],
-        "fitted_on": f"one posterior sample z ~ q(z|x) per image, {fit_images} training images (seed {seed})",
+        "fitted_on": f"{samples_per_image} posterior sample(s) z ~ q(z|x) per image, {fit_images} training images "
+        f"(seed {seed})",
         "components": best_k,
         "covariance": "full",
         "selection": {
@@ -216,6 +222,8 @@ def fit_prior(
     report["command"] = (
         f"python -m training fit-prior {model_dir}"
         + (f" --classifier {classifier_dir}" if classifier_dir else "")
+        + f" --components {' --components '.join(map(str, components))}"
+        + f" --fit-images {fit_images} --samples-per-image {samples_per_image}"
         + f" --n-samples {n_samples} --nll-images {nll_images} --nll-k {nll_k}"
     )
     if (model_dir / "model.json").exists():  # a model folder; a run folder keeps prior.npz beside its checkpoint
@@ -232,10 +240,8 @@ def _measure(model, dataset, classifier_dir, mixture, on_means, per_class, n_sam
     # The same images and importance samples under each prior; the k x N decodes run on onnxruntime.
     with tempfile.TemporaryDirectory() as folder:
         decode = onnx_logits_decoder(model, folder)
-        nll = {
-            kind: importance_sampled_nll(model, targets, k=nll_k, seed=seed, decode=decode, log_prior=prior)
-            for kind, prior in (("standard", None), ("mixture", mixture.log_prob))
-        }
+        priors = {"standard": None, "mixture": mixture.log_prob}
+        nll = importance_sampled_nlls(model, targets, priors, k=nll_k, seed=seed, decode=decode)
     out["importance_sampled_nll_nats"] = {
         kind: {"mean": round(v.mean().item(), 3), "stderr": round((v.std() / math.sqrt(len(v))).item(), 3)}
         for kind, v in nll.items()
