@@ -3,6 +3,8 @@ latents of any shape are checked against the model's latent shape."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -74,3 +76,29 @@ def test_a_wrong_shape_names_the_expected_one(shape):
 def test_json_bodies_keep_the_latent_shape():
     body = b'{"latents": [[[[0.5]], [[1.5]]]]}'
     assert parse_latents(body, "application/json", (2, 1, 1), 4).shape == (1, 2, 1, 1)
+
+
+ROWS = [case for case in CASES if type(case) is list and case and type(case[0]) is not list]
+
+
+@pytest.mark.parametrize("row", ROWS, ids=range(len(ROWS)))
+def test_many_rows_go_through_numpy_and_agree_with_latents_array(row):
+    raw = [row] * 12  # above PYTHON_CHECKED_ROWS: numpy converts a body of only numbers at once
+    try:
+        general = latents_array(raw, latent_shape=(4,), max_rows=16)
+    except (ServiceError, ValueError, TypeError):
+        general = None
+    try:
+        parsed = parse_latents(json.dumps({"latents": raw}).encode(), "application/json", (4,), 16)
+    except InvalidRequest:
+        parsed = None
+    assert (parsed is None) == (general is None)
+    if parsed is not None:
+        assert parsed.dtype == np.float32 and np.array_equal(parsed, general)
+
+
+def test_the_numpy_path_takes_only_well_formed_numbers():
+    rows = [[0.25, -1.0, 2.0, 3.5]] * 12
+    assert np.array_equal(well_formed_latents(rows, 4, 16, numbers_only=True), np.array(rows, dtype=np.float32))
+    for bad in ([[0.25] * 4] * 11 + [[0.25] * 3], [[1e39] * 4] * 12, [[10**400] * 4] * 12, [[0.25] * 4] * 17):
+        assert well_formed_latents(bad, 4, 16, numbers_only=True) is None
