@@ -82,7 +82,8 @@ def query_names(dependant: Dependant) -> frozenset[str]:
 async def reject_unknown_query(request: Request) -> None:
     """422 for a query parameter the route does not take: a misspelt `temprature` would otherwise
     be ignored and the caller would get an answer they did not ask for."""
-    if not request.scope.get("query_string"):
+    query = request.scope.get("query_string")
+    if not query:
         return
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
@@ -91,7 +92,14 @@ async def reject_unknown_query(request: Request) -> None:
     if allowed is None:
         allowed = query_names(route.dependant)
         route.query_names = allowed  # type: ignore[attr-defined]  # computed once per route
-    unknown = [name for name in request.query_params if name not in allowed]
+        route.query_verdicts = {}  # type: ignore[attr-defined]  # query string -> its unknown names
+    verdicts: dict[bytes, list[str]] = route.query_verdicts  # type: ignore[attr-defined]
+    unknown = verdicts.get(query)
+    if unknown is None:
+        unknown = [name for name in request.query_params if name not in allowed]
+        if len(verdicts) >= 512:
+            verdicts.clear()  # bounded, as the validated query strings are (service/routing.py)
+        verdicts[query] = unknown
     if unknown:
         listed = ", ".join(sorted(allowed)) or "none"
         raise InvalidRequest(

@@ -155,8 +155,15 @@ def animation_bytes(pixels: np.ndarray, fmt: str) -> bytes:
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
+    """float32 .npy bytes, exactly what np.save writes; its header is built once per shape."""
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    return _npy_header(array.shape) + array.tobytes()
+
+
+@functools.lru_cache(maxsize=1024)
+def _npy_header(shape: tuple[int, ...]) -> bytes:
     buffer = io.BytesIO()
-    np.save(buffer, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
+    np.lib.format.write_array_header_1_0(buffer, {"descr": "<f4", "fortran_order": False, "shape": shape})
     return buffer.getvalue()
 
 

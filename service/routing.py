@@ -42,6 +42,9 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
     return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
 
 
+SEEN_LIMIT = 512  # validated query strings (or header sets) kept per parameter group
+
+
 @dataclass
 class _Params:
     """One dependant's query, header or path parameters, validated by one model call."""
@@ -54,29 +57,49 @@ class _Params:
     public: dict[str, str] = field(default_factory=dict)  # model alias -> the name FastAPI reports
     defaults: dict[str, Any] | None = None  # the arguments when nothing is given, if that is valid
 
+    # Results by the raw query string or header values: clients repeat a handful of them, and the
+    # models are frozen or only read, so one validated copy serves every request that sends them.
+    seen: dict[Any, tuple[dict[str, Any], list[dict[str, Any]]]] = field(default_factory=dict)
+
     def __post_init__(self) -> None:
         try:
             self.defaults = self._arguments(self.model.model_validate({}))
         except ValidationError:
             self.defaults = None
+        self.raw_headers = {header.encode("latin-1"): name for name, header in self.headers.items()}
 
     def read(self, request: Request) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         source: Mapping[str, Any]
+        key: Any = None
         if self.where == "query":
-            if self.defaults is not None and not request.scope.get("query_string"):
-                return self.defaults, []  # the models are frozen or only read, so one copy serves all
+            key = request.scope.get("query_string")
+            if not key and self.defaults is not None:
+                return self.defaults, []
+        elif self.where == "header":
+            found: dict[str, bytes] = {}
+            for name, value in request.scope["headers"]:
+                if name in self.raw_headers:  # the first of a repeated header, as Starlette reads it
+                    found.setdefault(self.raw_headers[name], value)
+            key = tuple(sorted(found.items()))
+        if key is not None and (known := self.seen.get(key)) is not None:
+            return known
+        if self.where == "query":
             source = request.query_params
         elif self.where == "header":
-            headers = request.headers
-            source = {name: headers[header] for name, header in self.headers.items() if header in headers}
+            source = {name: value.decode("latin-1") for name, value in found.items()}
         else:
             source = request.path_params
+        result: tuple[dict[str, Any], list[dict[str, Any]]]
         try:
-            validated = self.model.model_validate(source)
+            result = self._arguments(self.model.model_validate(source)), []
         except ValidationError as exc:
             errors = exc.errors(include_url=False)
-            return {}, [{**e, "loc": (self.where, *self._public(e["loc"]))} for e in errors]
-        return self._arguments(validated), []
+            result = {}, [{**e, "loc": (self.where, *self._public(e["loc"]))} for e in errors]
+        if key is not None:
+            if len(self.seen) >= SEEN_LIMIT:
+                self.seen.clear()  # bounded: a client sending ever-new strings gains nothing
+            self.seen[key] = result
+        return result
 
     def _arguments(self, validated: BaseModel) -> dict[str, Any]:
         if self.whole is not None:
@@ -93,29 +116,53 @@ class _Plan:
     request_name: str | None = None
     params: list[_Params] = field(default_factory=list)
     dependencies: list[tuple[str | None, _Plan]] = field(default_factory=list)
+    order: list[_Plan] = field(default_factory=list)  # every dependency once, in the order they run
 
-    async def solve(self, request: Request, cache: dict[Any, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """The keyword arguments for `call`, and any validation errors (then `call` must not run)."""
-        values: dict[str, Any] = {}
+    def flatten(self) -> None:
+        """Compute `order`: the dependency tree, depth first, each callable once (FastAPI's
+        use_cache), so a request walks one list instead of awaiting one nested solve per level."""
+        seen: set[Any] = set()
+
+        def visit(plan: _Plan) -> None:
+            for _, sub in plan.dependencies:
+                if sub.call not in seen:
+                    visit(sub)
+                    seen.add(sub.call)
+                    self.order.append(sub)
+
+        visit(self)
+
+    async def solve(self, request: Request) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The keyword arguments for `call`, and any validation errors (then `call` must not run).
+        A dependency whose own parameters, or whose dependencies, failed is not called."""
+        results: dict[Any, Any] = {}
         errors: list[dict[str, Any]] = []
+        for step in self.order:
+            values, complete = step.arguments(request, results, errors)
+            if complete:
+                results[step.call] = await step.call(**values)
+        values, _ = self.arguments(request, results, errors)
+        return values, errors
+
+    def arguments(
+        self, request: Request, results: dict[Any, Any], errors: list[dict[str, Any]]
+    ) -> tuple[dict[str, Any], bool]:
+        values: dict[str, Any] = {}
+        complete = True
         for name, plan in self.dependencies:
-            if plan.call in cache:
-                result = cache[plan.call]
-            else:
-                arguments, found = await plan.solve(request, cache)
-                if found:
-                    errors.extend(found)
-                    continue
-                result = cache[plan.call] = await plan.call(**arguments)
-            if name is not None:
-                values[name] = result
+            if plan.call not in results:
+                complete = False  # it failed; its errors are already listed
+            elif name is not None:
+                values[name] = results[plan.call]
         if self.request_name is not None:
             values[self.request_name] = request
         for params in self.params:
             found_values, found = params.read(request)
             values.update(found_values)
-            errors.extend(found)
-        return values, errors
+            if found:
+                errors.extend(found)
+                complete = False
+        return values, complete
 
 
 PARAM_FIELDS = {"query": "query_params", "header": "header_params", "path": "path_params"}
@@ -151,7 +198,7 @@ def _compile_params(dependant: Dependant, where: str) -> _Params | None:
     return _Params(where, model, names, headers=headers, public=public)
 
 
-def compile_plan(dependant: Dependant) -> _Plan:
+def compile_plan(dependant: Dependant, root: bool = True) -> _Plan:
     call = dependant.call
     if call is None or not inspect.iscoroutinefunction(call):
         raise UnsupportedRoute(f"{call}: LeanRoute runs async functions only (no sync or yield dependencies)")
@@ -166,7 +213,9 @@ def compile_plan(dependant: Dependant) -> _Plan:
         params = _compile_params(dependant, where)
         if params is not None:
             plan.params.append(params)
-    plan.dependencies = [(sub.name, compile_plan(sub)) for sub in dependant.dependencies]
+    plan.dependencies = [(sub.name, compile_plan(sub, root=False)) for sub in dependant.dependencies]
+    if root:
+        plan.flatten()
     return plan
 
 
@@ -182,11 +231,11 @@ class LeanRoute(APIRoute):
         return self.handler
 
     def build_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        plan = compile_plan(self.dependant)
+        plan = self.plan = compile_plan(self.dependant)
         status = self.status_code or 200
 
         async def handle(request: Request) -> Response:
-            arguments, errors = await plan.solve(request, {})
+            arguments, errors = await plan.solve(request)
             if errors:
                 raise RequestValidationError(errors)
             result = await plan.call(**arguments)

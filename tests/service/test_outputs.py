@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from service.inputs import FLOAT32_MAX
-from service.outputs import grid, json_bytes, png_bytes, png_grid_bytes, zlib_stored
+from service.outputs import grid, json_bytes, npy_bytes, png_bytes, png_grid_bytes, zlib_stored
 
 
 @pytest.mark.parametrize("size", [0, 1, 812, 4095, 65535, 65536, 200_000])
@@ -74,3 +74,13 @@ def test_an_rgb_grid_is_an_rgb_png_with_the_cells_in_place():
     canvas = np.asarray(image)
     assert np.array_equal(canvas, grid(pixels))
     assert np.array_equal(canvas[:6, 6:10], pixels[1]) and np.array_equal(canvas[8:14, :4], pixels[3])
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 28, 28), (5, 3, 64, 64), (3, 32), (0, 4), (7,)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_npy_bytes_are_exactly_what_np_save_writes_of_the_float32_array(shape, dtype):
+    array = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    buffer = io.BytesIO()
+    np.save(buffer, array.astype(np.float32), allow_pickle=False)
+    assert npy_bytes(array) == buffer.getvalue()
+    assert npy_bytes(np.asfortranarray(array)) == buffer.getvalue()

@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
 
+from service import routing
 from service.handlers import install_error_handlers
 from service.routing import LeanRoute, UnsupportedRoute
 
@@ -71,6 +72,39 @@ def test_a_lean_route_answers_as_fastapi_does(params, headers):
     expected = plain.post("/thing", params=params, headers=headers)
     got = lean.post("/thing", params=params, headers=headers)
     assert (got.status_code, got.json()) == (expected.status_code, expected.json())
+
+
+def test_remembered_query_and_header_results_answer_as_the_first_validation_did():
+    plain, lean = build(APIRoute), build(LeanRoute)
+    for _ in range(3):  # the second and third of each come from the remembered results
+        for params, headers in REQUESTS:
+            expected = plain.post("/thing", params=params, headers=headers)
+            got = lean.post("/thing", params=params, headers=headers)
+            assert (got.status_code, got.json()) == (expected.status_code, expected.json())
+    repeated = [("accept", "text/a"), ("accept", "text/b")]  # the first of a repeated header counts
+    assert (
+        lean.post("/thing", headers=repeated).json()["accept"]
+        == plain.post("/thing", headers=repeated).json()["accept"]
+    )
+
+
+def test_remembered_results_stay_bounded():
+    router = APIRouter(route_class=LeanRoute)
+    router.add_api_route("/thing", endpoint, methods=["POST"])
+    app = FastAPI()
+    install_error_handlers(app)
+    app.include_router(router)
+    client = TestClient(app)
+    for n in range(routing.SEEN_LIMIT + 50):
+        assert client.post("/thing", params={"n": str(1 + n % 9), "v": str(n)}).status_code == 200
+
+    def every(plan):
+        yield from plan.params
+        for _, sub in plan.dependencies:
+            yield from every(sub)
+
+    sizes = [len(params.seen) for params in every(router.routes[0].plan)]
+    assert 0 < max(sizes) <= routing.SEEN_LIMIT  # 562 distinct query strings were sent
 
 
 def test_the_openapi_schema_is_fastapis_own():
