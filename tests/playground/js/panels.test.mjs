@@ -24,9 +24,12 @@ const mnistProjection = JSON.parse(readFileSync(new URL("../../../models/mnist/p
 
 test("the shipped card's figures become readable rows, long text left out", () => {
   const rows = Object.fromEntries(metricRows(mnistCard.metrics));
-  assert.equal(rows["importance sampled nll nats"], "85.34");
+  // four significant digits of the card's own figures, whatever model ships
+  const shown = (value) => String(Number(value.toPrecision(4)));
+  assert.equal(rows["importance sampled nll nats"], shown(mnistCard.metrics.importance_sampled_nll_nats));
   assert.equal(rows["active units"], "29");
-  assert.equal(rows["sample quality · frechet distance samples vs test"], "179.3");
+  const fd = mnistCard.metrics.sample_quality.frechet_distance_samples_vs_test;
+  assert.equal(rows["sample quality · frechet distance samples vs test"], shown(fd));
   assert.equal(rows["sample quality · class coverage · share per class"].split(", ").length, 10);
   assert.ok(!("command" in rows)); // a command line is not a figure
   assert.deepEqual(metricRows(undefined), []);
