@@ -80,7 +80,7 @@ class DataPlane:
 
     def route_for(self, scope: Scope) -> LeanRoute | None:
         route = self.exact.get((scope["method"], scope["path"]))
-        if route is not None or not scope["path"].startswith(self.prefixes or ("\0",)):
+        if route is not None or not scope["path"].startswith(self.prefixes):
             return route
         for candidate in self.templated:
             match, child = candidate.matches(scope)

@@ -17,6 +17,7 @@ from service.errors import InvalidRequest, NotReady
 from service.inference import Engine
 from service.inputs import ModelName, Upload, read_latents, read_uploads
 from service.registry import LoadedModel
+from service.routing import SEEN_LIMIT
 from service.state import ServiceState
 
 
@@ -97,8 +98,8 @@ async def reject_unknown_query(request: Request) -> None:
     unknown = verdicts.get(query)
     if unknown is None:
         unknown = [name for name in request.query_params if name not in allowed]
-        if len(verdicts) >= 512:
-            verdicts.clear()  # bounded, as the validated query strings are (service/routing.py)
+        if len(verdicts) >= SEEN_LIMIT:
+            verdicts.clear()  # bounded, as the validated query strings are
         verdicts[query] = unknown
     if unknown:
         listed = ", ".join(sorted(allowed)) or "none"

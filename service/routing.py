@@ -60,6 +60,7 @@ class _Params:
     # Results by the raw query string or header values: clients repeat a handful of them, and the
     # models are frozen or only read, so one validated copy serves every request that sends them.
     seen: dict[Any, tuple[dict[str, Any], list[dict[str, Any]]]] = field(default_factory=dict)
+    raw_headers: dict[bytes, str] = field(init=False)  # encoded header name -> model field
 
     def __post_init__(self) -> None:
         try:

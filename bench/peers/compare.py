@@ -119,7 +119,7 @@ def measure(
                 row.append((Cell(name, scenario.key, c), running, load))
             for round_index in range(rounds):
                 if ceiling is not None and scenario.rows > 1:
-                    row[0][0].ceilings.append(ceiling(scenario.rows))
+                    row[0][0].ceilings.append(ceiling(scenario.rows))  # on the first server's cell: this service
                 order = row if round_index % 2 == 0 else list(reversed(row))
                 for cell, running, load in order:
                     _turn(cell, running, load, c, slice_s, warmup_s)
