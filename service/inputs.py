@@ -16,8 +16,7 @@ from typing import Annotated, Literal, NamedTuple
 import numpy as np
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException, MultiPartParser
+from python_multipart.multipart import parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from service.errors import InvalidImage, InvalidRequest, PayloadTooLarge, UnsupportedMediaType
@@ -206,30 +205,77 @@ async def read_uploads(request: Request, max_bytes: int, max_images: int) -> lis
         if not body:
             raise InvalidImage("empty body; send one image, or multipart/form-data with image files")
         return [Upload(filename=None, data=body)]
+    return split_multipart(body, request.headers.get("content-type", ""), max_images)
 
-    async def stream():
-        yield body
 
-    too_many = PayloadTooLarge(f"too many images; at most {max_images} per request (VAE_MAX_UPLOAD_IMAGES)")
-    parser = MultiPartParser(request.headers, stream(), max_files=max_images, max_fields=1000)
-    try:
-        form = await parser.parse()
-    except MultiPartException as exc:
-        if "Too many files" in exc.message:
-            raise too_many from None
-        raise InvalidRequest(f"malformed multipart body ({exc.message})") from None
+# A form of uploads carries files; this many plain fields beside them is plenty.
+MAX_FORM_FIELDS = 1000
+
+
+def split_multipart(body: bytes, content_type: str, max_files: int) -> list[Upload]:
+    """The file parts of a whole multipart/form-data body (RFC 7578), in order. The body is already
+    in memory, within its limit, so this splits it on the boundary instead of streaming it through
+    a general form parser: a part is a file when its Content-Disposition has a filename parameter,
+    as Starlette decides; other parts are skipped."""
+    boundary = parse_options_header(content_type)[1].get(b"boundary")
+    if not boundary:
+        raise InvalidRequest("malformed multipart body (no boundary= in its Content-Type)")
+    delimiter = b"--" + boundary
+    # The first delimiter opens the body or follows a preamble's CRLF; later ones follow CRLF.
+    if body.startswith(delimiter):
+        at = 0
+    elif (at := body.find(b"\r\n" + delimiter)) >= 0:
+        at += 2
+    else:
+        raise InvalidRequest("malformed multipart body (the boundary never occurs in it)")
     uploads: list[Upload] = []
-    try:
-        for _, value in form.multi_items():
-            if isinstance(value, UploadFile):
-                uploads.append(Upload(filename=value.filename, data=await value.read()))
-    finally:
-        await form.close()
+    fields = 0
+    separator = b"\r\n" + delimiter
+    while True:
+        at += len(delimiter)
+        if body.startswith(b"--", at):
+            break  # the close delimiter; what follows is an epilogue
+        line_end = body.find(b"\r\n", at)
+        if line_end < 0 or body[at:line_end].strip(b" \t"):
+            raise InvalidRequest("malformed multipart body (a boundary line is cut off or has text after it)")
+        start = line_end + 2
+        end = body.find(separator, start)
+        if end < 0:
+            raise InvalidRequest("malformed multipart body (no closing boundary; the body is cut off)")
+        filename = _part_filename(body, start, end)
+        if filename is None:
+            fields += 1
+            if fields > MAX_FORM_FIELDS:
+                raise InvalidRequest(f"malformed multipart body (more than {MAX_FORM_FIELDS} fields)")
+        else:
+            if len(uploads) == max_files:
+                raise PayloadTooLarge(f"too many images; at most {max_files} per request (VAE_MAX_UPLOAD_IMAGES)")
+            name, content = filename
+            uploads.append(Upload(filename=name, data=content))
+        at = end + 2
     if not uploads:
         raise InvalidRequest("no image file in the multipart body; send one or more file parts")
-    if len(uploads) > max_images:
-        raise too_many
     return uploads
+
+
+def _part_filename(body: bytes, start: int, end: int) -> tuple[str, bytes] | None:
+    """(filename, content) of the part body[start:end] when it is a file, else None."""
+    head_end = -1 if body.startswith(b"\r\n", start) else body.find(b"\r\n\r\n", start, end)
+    if head_end < 0:
+        raise InvalidRequest("malformed multipart body (a part has no headers, or they do not end in a blank line)")
+    disposition = None
+    for line in body[start:head_end].split(b"\r\n"):
+        name, colon, value = line.partition(b":")
+        if not colon:
+            raise InvalidRequest("malformed multipart body (a part header line has no colon)")
+        if name.strip().lower() == b"content-disposition":
+            disposition = value.strip()
+    if disposition is None:
+        raise InvalidRequest("malformed multipart body (a part has no Content-Disposition header)")
+    filename = parse_options_header(disposition)[1].get(b"filename")
+    if filename is None:
+        return None
+    return filename.decode("utf-8", "replace"), body[head_end + 4 : end]
 
 
 def _shape_text(latent_shape: tuple[int, ...]) -> str:

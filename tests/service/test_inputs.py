@@ -3,13 +3,23 @@ latents of any shape are checked against the model's latent shape."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
+import httpx
 import numpy as np
 import pytest
 
-from service.errors import InvalidRequest, ServiceError
-from service.inputs import FLOAT32_MAX, latents_array, parse_latents, well_formed_latents
+from service.errors import InvalidRequest, PayloadTooLarge, ServiceError
+from service.inputs import (
+    FLOAT32_MAX,
+    MAX_FORM_FIELDS,
+    Upload,
+    latents_array,
+    parse_latents,
+    split_multipart,
+    well_formed_latents,
+)
 
 NAN, INF = float("nan"), float("inf")
 
@@ -102,3 +112,102 @@ def test_the_numpy_path_takes_only_well_formed_numbers():
     assert np.array_equal(well_formed_latents(rows, 4, 16, numbers_only=True), np.array(rows, dtype=np.float32))
     for bad in ([[0.25] * 4] * 11 + [[0.25] * 3], [[1e39] * 4] * 12, [[10**400] * 4] * 12, [[0.25] * 4] * 17):
         assert well_formed_latents(bad, 4, 16, numbers_only=True) is None
+
+
+# --- multipart ------------------------------------------------------------------------------
+
+
+def starlette_files(body: bytes, content_type: str) -> list[tuple[str | None, bytes]]:
+    """What Starlette's general form parser finds in the same body: the reference."""
+    from starlette.datastructures import Headers, UploadFile
+    from starlette.formparsers import MultiPartParser
+
+    async def parse():
+        async def stream():
+            yield body
+
+        form = await MultiPartParser(Headers({"content-type": content_type}), stream()).parse()
+        found = [(v.filename, await v.read()) for _, v in form.multi_items() if isinstance(v, UploadFile)]
+        await form.close()
+        return found
+
+    return asyncio.run(parse())
+
+
+def encoded(files, data=None) -> tuple[bytes, str]:
+    request = httpx.Request("POST", "http://x/encode", files=files, data=data)
+    return request.read(), request.headers["content-type"]
+
+
+BINARY = bytes(range(256)) * 3
+
+
+@pytest.mark.parametrize(
+    ("files", "data"),
+    [
+        ([("file", ("digit.png", b"\x89PNG fake"))], None),
+        ([("a", ("one.png", b"1")), ("b", ("two.jpg", BINARY)), ("a", ("three.gif", b""))], {"note": "x", "n": "2"}),
+        ([("file", ("se;mi-colon \u00e9.png", b"\r\n\r\n--\r\n"))], None),
+        ([("file", ("noext", b"--" + b"\r\n--" * 50))], None),
+    ],
+)
+def test_split_multipart_finds_what_starlettes_parser_finds(files, data):
+    body, content_type = encoded(files, data)
+    ours = [(upload.filename, upload.data) for upload in split_multipart(body, content_type, 16)]
+    assert ours == starlette_files(body, content_type)
+    assert [name for name, _ in ours] == [spec[1][0] for spec in files]
+
+
+def test_split_multipart_takes_a_preamble_an_epilogue_padding_and_data_like_the_boundary():
+    boundary = "b0und"
+    part = 'Content-Disposition: form-data; name="f"; filename="x.png"\r\nContent-Type: image/png\r\n\r\n'
+    content = b"--b0un\r\n--b0unX\r\n-b0und"  # near-boundaries inside the data
+    body = (
+        b"a preamble\r\n--b0und  \r\n" + part.encode() + content + b"\r\n--b0und\r\n"
+        b'content-disposition: form-data; name="field"\r\n\r\nvalue\r\n--b0und--\r\nan epilogue'
+    )
+    content_type = f"multipart/form-data; boundary={boundary}"
+    assert split_multipart(body, content_type, 4) == [Upload("x.png", content)]
+    # python-multipart refuses the preamble and the padding, which RFC 2046 allows.
+    plain = body[body.index(b"--b0und") :].replace(b"--b0und  \r\n", b"--b0und\r\n", 1)
+    assert starlette_files(plain, content_type) == [("x.png", content)]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "says"),
+    [
+        (b"--x\r\n\r\nz\r\n--x--", "multipart/form-data", "no boundary="),
+        (b"garbage", "multipart/form-data; boundary=x", "never occurs"),
+        (
+            b'--x\r\nContent-Disposition: form-data; name="f"; filename="a"\r\n\r\ncut',
+            "multipart/form-data; boundary=x",
+            "cut off",
+        ),
+        (b"--xjunk\r\n\r\n\r\n--x--", "multipart/form-data; boundary=x", "text after it"),
+        (b"--x\r\nno colon here\r\n\r\nz\r\n--x--", "multipart/form-data; boundary=x", "no colon"),
+        (
+            b"--x\r\nContent-Type: image/png\r\n\r\nz\r\n--x--",
+            "multipart/form-data; boundary=x",
+            "no Content-Disposition",
+        ),
+        (b"--x\r\n\r\nz\r\n--x--", "multipart/form-data; boundary=x", "no headers"),
+        (
+            b'--x\r\nContent-Disposition: form-data; name="a"\r\n\r\nb\r\n--x--\r\n',
+            "multipart/form-data; boundary=x",
+            "no image file",
+        ),
+    ],
+)
+def test_split_multipart_explains_malformed_bodies(body, content_type, says):
+    with pytest.raises(InvalidRequest, match=says):
+        split_multipart(body, content_type, 4)
+
+
+def test_split_multipart_counts_files_and_fields():
+    body, content_type = encoded([("file", (f"{i}.png", b"x")) for i in range(5)])
+    assert len(split_multipart(body, content_type, 5)) == 5
+    with pytest.raises(PayloadTooLarge, match="at most 4"):
+        split_multipart(body, content_type, 4)
+    fields, content_type = encoded([("file", ("a.png", b"x"))], {f"k{i}": "v" for i in range(MAX_FORM_FIELDS + 1)})
+    with pytest.raises(InvalidRequest, match="fields"):
+        split_multipart(fields, content_type, 4)
