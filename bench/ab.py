@@ -120,18 +120,21 @@ def compare(
     rounds: int = 3,
     warmup_s: float = 0.5,
     all_cores: bool = False,
+    other_env: dict[str, str] | None = None,
 ) -> dict[str, tuple[Scenario, Scenario]]:
     server_cpus, client_cpus = cpu_layout()
     if client_cpus:
         os.sched_setaffinity(0, client_cpus)
     service_cpus = (server_cpus | client_cpus) if (all_cores and server_cpus) else server_cpus
     suite = Suite(duration_s, warmup_s, server_cpus, client_cpus)
+    envs = [{}, other_env or {}]
     labels = [rev or "this checkout" for rev in revisions]
+    labels[1] += "".join(f" {key}={value}" for key, value in envs[1].items())
     with contextlib.ExitStack() as stack:
         servers = []
-        for label, rev in zip(labels, revisions, strict=True):
+        for label, rev, env in zip(labels, revisions, envs, strict=True):
             repo = stack.enter_context(checkout(rev))
-            server = BenchServer(label, {}, server_cpus, repo / "models", repo)
+            server = BenchServer(label, env, server_cpus, repo / "models", repo)
             stack.callback(server.stop)
             pin(server.server.pid, service_cpus)
             servers.append(server)
@@ -168,7 +171,18 @@ def main(argv: list[str] | None = None) -> int:
         help="fresh service processes this many times, medians at the end (default 3): two processes "
         "of one build can differ by 20%% in /ping here, even taking turns",
     )
+    parser.add_argument(
+        "--other-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting for the second build only (repeatable): `HEAD --other-env VAE_ENGINE_WORKERS=0` "
+        "compares two configurations of one commit",
+    )
     args = parser.parse_args(argv)
+    if bad := [item for item in args.other_env if "=" not in item]:
+        parser.error(f"--other-env takes KEY=VALUE, not {bad[0]!r}")
+    other_env = dict(item.split("=", 1) for item in args.other_env)
     repeats = []
     for index in range(args.repeat):
         print(f"repeat {index + 1} of {args.repeat}", flush=True)
@@ -180,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                 duration_s=args.duration,
                 rounds=args.rounds,
                 all_cores=args.all_cores,
+                other_env=other_env,
             )
         )
     print()

@@ -3,7 +3,9 @@
 Vocabulary follows Triton's dynamic batcher. Batch size counts rows, not requests; a request
 larger than `max_batch_rows` is split and reassembled in order; small ones are packed together.
 A worker thread waits on a condition, so an idle engine starts a batch the moment a request
-arrives (no added delay unless `max_queue_delay_s` > 0). The queue is bounded in rows: a full
+arrives (no added delay unless `max_queue_delay_s` > 0). With `workers=0` the batches run on the
+event loop itself, after the requests that arrived together have queued: no thread hand-offs,
+which on a single core cost more than the overlap they buy. The queue is bounded in rows: a full
 queue rejects at once (QueueFull) instead of growing. This module knows nothing of HTTP.
 """
 
@@ -99,6 +101,7 @@ class GraphBatcher:
             threading.Thread(target=self._work, args=(i,), name=f"batcher-{name}-{i}", daemon=True)
             for i in range(workers)
         ]
+        self._flush: asyncio.Handle | None = None  # workers=0: the loop callback that runs the next batch
 
     def queue_depth(self) -> float:
         """Rows admitted but not yet handed to a batch (the queue-depth gauge reads this)."""
@@ -109,7 +112,8 @@ class GraphBatcher:
             thread.start()
 
     def stop(self, timeout_s: float | None = None) -> None:
-        """Stop accepting, finish everything queued, then join the workers (blocking)."""
+        """Stop accepting, finish everything queued, then join the workers (blocking; with
+        workers=0, call it off the event loop, which drains the queue meanwhile)."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
@@ -117,6 +121,10 @@ class GraphBatcher:
         for thread in self._threads:
             if thread.is_alive():
                 thread.join(timeout_s)
+        if not self._threads:
+            deadline = None if timeout_s is None else time.monotonic() + timeout_s
+            while self._queue and (deadline is None or time.monotonic() < deadline):
+                time.sleep(0.005)
 
     async def infer(self, array: np.ndarray, timeout_s: float) -> list[np.ndarray]:
         """Queue `array` ([rows, ...]) and return the graph outputs for exactly those rows."""
@@ -135,6 +143,12 @@ class GraphBatcher:
             self._cond.notify()
             if self.queued_rows >= self.parallel_min_rows and len(self._threads) > 1:
                 self._spill.notify()
+        if not self._threads:
+            if self._flush is None:
+                self._flush = self._schedule(loop)
+            elif isinstance(self._flush, asyncio.TimerHandle) and self.queued_rows >= self.max_batch_rows:
+                self._flush.cancel()  # a full batch need not wait for company
+                self._flush = loop.call_soon(self._run_inline)
         timer = loop.call_later(timeout_s, self._expire, request, timeout_s)
         try:
             return await request.future
@@ -159,6 +173,38 @@ class GraphBatcher:
                     return
                 self.queued_rows -= request.rows - request.taken
 
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> asyncio.Handle:
+        """workers=0: run the next batch once this loop pass's requests have queued (call_soon), or
+        when the head's max_queue_delay_s is up."""
+        delay = self._remaining_delay()
+        return loop.call_soon(self._run_inline) if delay <= 0 else loop.call_later(delay, self._run_inline)
+
+    def _run_inline(self) -> None:
+        self._flush = None
+        with self._cond:
+            while self._queue and self._queue[0].cancelled:  # withdrawn meanwhile
+                request = self._queue.popleft()
+                self.queued_rows -= request.rows - request.taken
+            if not self._queue:
+                return
+            if self._remaining_delay() > 0:
+                parts = None
+            else:
+                parts = self._take_parts()
+        if parts:
+            self._run(parts)
+        if self._queue:  # the rest after other callbacks, so one big backlog does not starve the loop
+            self._flush = self._schedule(asyncio.get_running_loop())
+
+    def _remaining_delay(self) -> float:
+        """Seconds the head request may still wait for company; 0 when a batch should start now."""
+        if self.max_queue_delay_s <= 0 or self.queued_rows >= self.max_batch_rows or self._stopping:
+            return 0.0
+        if not self._queue:
+            return self.max_queue_delay_s
+        # The head may change while waiting (timeouts withdraw requests): recompute each time.
+        return max(0.0, self._queue[0].enqueued_at + self.max_queue_delay_s - time.perf_counter())
+
     def _take_batch(self, worker: int) -> list[tuple[_Request, int, int]] | None:
         """Under the lock: wait for work, then take up to max_batch_rows rows. None: stop."""
         queue = self._queue
@@ -169,13 +215,15 @@ class GraphBatcher:
                 if self._stopping:
                     return None
                 cond.wait()
-            if self.max_queue_delay_s <= 0 or self.queued_rows >= self.max_batch_rows or self._stopping:
-                break
-            # The head may change while waiting (timeouts withdraw requests): recompute each time.
-            remaining = queue[0].enqueued_at + self.max_queue_delay_s - time.perf_counter()
+            remaining = self._remaining_delay()
             if remaining <= 0:
                 break
             cond.wait(remaining)
+        return self._take_parts()
+
+    def _take_parts(self) -> list[tuple[_Request, int, int]]:
+        """Under the lock: up to max_batch_rows rows from the head of the queue."""
+        queue = self._queue
         parts: list[tuple[_Request, int, int]] = []
         room = self.max_batch_rows
         while queue and room:
@@ -236,7 +284,11 @@ class GraphBatcher:
         loops: dict[asyncio.AbstractEventLoop, list] = {}
         for item in completed:
             loops.setdefault(item[0].loop, []).append(item)
+        here = None if self._threads else asyncio.get_running_loop()  # workers=0 runs on a loop
         for loop, items in loops.items():
+            if loop is here:
+                _resolve(items)
+                continue
             try:
                 loop.call_soon_threadsafe(_resolve, items)
             except RuntimeError:  # that event loop is closed; nobody is waiting any more

@@ -43,7 +43,11 @@ class Settings(BaseSettings):
         description="Caps the rows waiting per model graph by their bytes; also caps n and uploads per request.",
     )
     engine_workers: int = Field(
-        2, ge=1, le=16, description="Worker threads per model graph; those after the first start only on a backlog."
+        2,
+        ge=0,
+        le=16,
+        description="Worker threads per model graph; those after the first start only on a backlog. "
+        "0: batches run on the event loop, no thread hand-offs (for a service on one core).",
     )
     engine_spill_rows: int = Field(
         32,

@@ -182,6 +182,14 @@ def metric_value(text: str, name: str, labels: str) -> float:
 def test_concurrent_mixed_size_requests_are_batched_and_equal_unbatched_results(live_server):
     """Fires 64 concurrent /decode requests of 1..600 rows; each answer must equal the decoder run
     one row at a time in-process, and /metrics must show fewer batches than requests."""
+    check_concurrent_decodes(live_server)
+
+
+def test_batches_on_the_event_loop_are_merged_and_equal_unbatched_results_too(server_factory):
+    check_concurrent_decodes(server_factory({"VAE_ENGINE_WORKERS": "0"}))
+
+
+def check_concurrent_decodes(live_server) -> None:
     rng = np.random.default_rng(123)
     sizes = [1, 2, 3, 5, 8, 13, 1, 1, 600, 40, 1, 7] * 5 + [1, 300, 2, 1]
     requests = [rng.standard_normal((size, 32), dtype=np.float32) for size in sizes]
@@ -260,3 +268,105 @@ def test_a_second_worker_leaves_tiny_requests_to_the_first():
     probe = ConcurrencyProbe()
     run_concurrently(make_batcher(probe, max_batch_rows=64, workers=2, parallel_min_rows=32), [1] * 10)
     assert probe.most == 1
+
+
+# --- workers=0: batches on the event loop ------------------------------------------------------
+
+
+def test_inline_batches_pack_the_requests_of_one_loop_pass_split_and_in_order():
+    run = RecordingRun()
+    batcher = make_batcher(run, workers=0)
+
+    async def scenario():
+        return await asyncio.gather(
+            *(batcher.infer(rows(10 * i, n), timeout_s=5) for i, n in enumerate([1, 3, 3, 3, 11]))
+        )
+
+    results = asyncio.run(scenario())
+    assert run.batches == [8, 8, 5]  # 21 rows queued in one pass: packed, the last request split
+    for i, (n, (doubled, plus_one)) in enumerate(zip([1, 3, 3, 3, 11], results, strict=True)):
+        assert np.array_equal(doubled, rows(10 * i, n) * 2) and np.array_equal(plus_one, rows(10 * i, n) + 1)
+    assert not batcher._threads and batcher.queued_rows == 0
+
+
+def test_inline_requests_from_later_passes_get_their_own_batches():
+    run = RecordingRun()
+    batcher = make_batcher(run, workers=0)
+
+    async def scenario():
+        first = await batcher.infer(rows(0, 2), timeout_s=5)
+        second = await batcher.infer(rows(5, 2), timeout_s=5)
+        return first, second
+
+    (first, _), (second, _) = asyncio.run(scenario())
+    assert run.batches == [2, 2]
+    assert np.array_equal(first, rows(0, 2) * 2) and np.array_equal(second, rows(5, 2) * 2)
+
+
+def test_inline_max_queue_delay_waits_to_fill_a_batch_and_a_full_batch_starts_at_once():
+    run = RecordingRun()
+    batcher = make_batcher(run, workers=0, max_queue_delay_s=0.2)
+
+    async def scenario():
+        started = time.perf_counter()
+        await batcher.infer(rows(0, 1), timeout_s=5)
+        waited = time.perf_counter() - started
+        started = time.perf_counter()
+        await asyncio.gather(batcher.infer(rows(0, 4), timeout_s=5), batcher.infer(rows(0, 4), timeout_s=5))
+        return waited, time.perf_counter() - started
+
+    waited, full = asyncio.run(scenario())
+    assert waited >= 0.19 and full < 0.15
+    assert run.batches == [1, 8]
+
+
+def test_inline_a_request_past_its_timeout_fails_and_frees_its_rows():
+    run = RecordingRun()
+    batcher = make_batcher(run, workers=0, max_queue_delay_s=0.3)
+
+    async def scenario():
+        with pytest.raises(InferenceTimeout):
+            await batcher.infer(rows(0, 4), timeout_s=0.05)
+        assert batcher.queued_rows == 0
+        await asyncio.sleep(0.4)  # the scheduled flush finds nothing left to run
+
+    asyncio.run(scenario())
+    assert run.batches == []
+
+
+def test_inline_a_failing_batch_fails_its_requests_and_the_next_one_runs():
+    calls = []
+
+    def flaky(batch):
+        calls.append(len(batch))
+        if len(calls) == 1:
+            raise RuntimeError("graph failed")
+        return [batch]
+
+    batcher = make_batcher(flaky, workers=0)
+
+    async def scenario():
+        with pytest.raises(RuntimeError):
+            await batcher.infer(rows(0, 2), timeout_s=5)
+        return await batcher.infer(rows(0, 3), timeout_s=5)
+
+    (out,) = asyncio.run(scenario())
+    assert calls == [2, 3] and np.array_equal(out, rows(0, 3))
+
+
+def test_inline_stop_finishes_queued_work_then_refuses_new_work():
+    run = RecordingRun(delay_s=0.02)
+    batcher = make_batcher(run, workers=0)
+
+    async def scenario():
+        pending = [asyncio.ensure_future(batcher.infer(rows(i, 5), timeout_s=5)) for i in range(6)]
+        await asyncio.sleep(0)
+        stopper = asyncio.ensure_future(asyncio.to_thread(batcher.stop, 5))
+        results = await asyncio.gather(*pending)
+        await stopper
+        with pytest.raises(ShuttingDown):
+            await batcher.infer(rows(0, 1), timeout_s=5)
+        return results
+
+    results = asyncio.run(scenario())
+    assert [np.array_equal(doubled, rows(i, 5) * 2) for i, (doubled, _) in enumerate(results)] == [True] * 6
