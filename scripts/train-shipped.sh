@@ -35,6 +35,9 @@ train mnist bernoulli 10 runs/mnist-bernoulli-e10 &
 classifier mnist 3
 wait
 classifier fashion-mnist 6
+# A second Fashion-MNIST classifier (another seed) guides its class priors; the first one judges them.
+[ -f runs/guide-fashion-mnist/classifier.pt ] || $py -m training train-classifier --out runs/guide-fashion-mnist \
+  --dataset fashion-mnist --epochs 6 --seed 1 --threads "$threads"
 
 cheap=(--nll-k 100 --nll-images 1000)  # comparison runs: the FD is what decides
 evaluate runs/mnist-gaussian-e10 mnist "${cheap[@]}" &
@@ -94,7 +97,8 @@ fi
 # MNIST's mixture is its declared prior, so its NLL is measured on every test image at k = 1000.
 $py -m training fit-prior models/mnist --classifier runs/classifier-mnist --components 50 --components 100 \
   --fit-images 55000 --samples-per-image 2 --nll-images 10000 --nll-k 1000 &
-$py -m training fit-prior models/fashion-mnist --classifier runs/classifier-fashion-mnist
+$py -m training fit-prior models/fashion-mnist --classifier runs/classifier-fashion-mnist \
+  --guide runs/guide-fashion-mnist --guide-confidence 0.5
 wait
 $py -m training score-table models/mnist --ood fashion-mnist &
 $py -m training score-table models/fashion-mnist --ood mnist

@@ -54,6 +54,16 @@ def predict(model: Classifier, x: torch.Tensor, batch_size: int = 2000) -> tuple
     return torch.cat(feats), torch.cat(labels)
 
 
+@torch.no_grad()
+def label_probabilities(
+    model: Classifier, x: torch.Tensor, labels: torch.Tensor, batch_size: int = 2000
+) -> torch.Tensor:
+    """The probability the classifier gives each image's own label, [N]."""
+    model.eval()
+    probs = [model(x[s : s + batch_size]).softmax(1) for s in range(0, len(x), batch_size)]
+    return torch.cat(probs).gather(1, labels[:, None].long())[:, 0]
+
+
 def train_classifier(
     dataset: Dataset,
     out_dir: Path,

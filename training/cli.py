@@ -138,6 +138,16 @@ def fit_prior_command(
     ] = 30_000,
     samples_per_image: Annotated[int, typer.Option(help="posterior samples per fitted image")] = 1,
     class_components: Annotated[int, typer.Option(help="mixture components per class")] = 4,
+    guide: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="a second classifier (train-classifier with another --seed): class priors are fitted only on "
+            "images whose reconstruction it recognises"
+        ),
+    ] = None,
+    guide_confidence: Annotated[
+        float, typer.Option(help="least probability the guide gives a reconstruction's own label", min=0, max=1)
+    ] = 0.5,
     n_samples: Annotated[int, typer.Option(help="samples per prior for the Fréchet distance")] = 10_000,
     nll_images: Annotated[int, typer.Option(help="test images for the NLL under each prior")] = 1_000,
     nll_k: Annotated[int, typer.Option(help="importance samples per image")] = 200,
@@ -153,6 +163,8 @@ def fit_prior_command(
         fit_images=fit_images,
         samples_per_image=samples_per_image,
         class_components=class_components,
+        guide_dir=guide,
+        guide_confidence=guide_confidence,
         n_samples=n_samples,
         nll_images=nll_images,
         nll_k=nll_k,

@@ -7,6 +7,11 @@ density estimation) samples where the data is. What it is fitted on matters: one
 sample z ~ q(z|x) per image gives a density as wide as the posterior (good likelihood); the
 encoder means give a narrower one (sharper samples, poor likelihood). Both are measured.
 
+Class-conditional priors: a density fitted on every latent of a class also covers the latents
+whose decoding looks like a neighbouring class (a blurred coat is a pullover). With `guide`, a
+second classifier (not the one that measures) keeps only the training images whose reconstruction
+it assigns to their own label, so the class prior samples where the decoder draws that class.
+
 prior.npz, schema_version 1 (docs/model-card.md), all float64:
     weights [K], means [K, D], covariances [K, D, D]                     the mixture
     class_weights [C, M], class_means [C, M, D], class_covariances [C, M, D, D]   one small
@@ -28,7 +33,7 @@ from sklearn.mixture import GaussianMixture
 
 from training import runs
 from training.cards import add_to_card
-from training.classifier import load_classifier, predict
+from training.classifier import label_probabilities, load_classifier, predict
 from training.data import Dataset, load_data, to_tensor
 from training.distributed import set_threads
 from training.evaluate import class_coverage, frechet_distance, importance_sampled_nlls, onnx_logits_decoder
@@ -39,6 +44,7 @@ logger = logging.getLogger("training.priors")
 PRIOR_FILE = "prior.npz"
 SCHEMA_VERSION = 1
 TEMPERATURES = (0.6, 0.7, 0.8, 0.9, 1.0)
+GUIDE_MIN_IMAGES = 50  # per class, whatever the guide's confidence, so its mixture has points to fit
 
 
 @dataclass(frozen=True)
@@ -124,6 +130,8 @@ def fit_prior(
     heldout_images: int = 5_000,
     samples_per_image: int = 1,
     class_components: int = 4,
+    guide_dir: Path | None = None,
+    guide_confidence: float = 0.5,
     n_samples: int = 10_000,
     nll_images: int = 1_000,
     nll_k: int = 200,
@@ -159,14 +167,37 @@ def fit_prior(
     on_means = Mixture.of(fit_mixture(mu[fit], best_k, seed))
 
     classes = dataset.classes
+    kept = np.ones(fit_images, dtype=bool)
+    guide_report = None
+    if classes and guide_dir is not None:
+        guide, guide_info = load_classifier(Path(guide_dir))
+        confidence = label_probabilities(guide, decode_means(model, mu[fit]), torch.from_numpy(labels[fit])).numpy()
+        kept = confidence >= guide_confidence
+        for c in range(len(classes)):  # a class the guide hardly recognises keeps its likeliest images
+            members = np.flatnonzero(labels[fit] == c)
+            if kept[members].sum() < GUIDE_MIN_IMAGES:
+                kept[members[np.argsort(-confidence[members])[:GUIDE_MIN_IMAGES]]] = True
+        guide_report = {
+            "classifier": str(guide_dir),
+            "seed": guide_info["seed"],
+            "test_accuracy": guide_info["test_accuracy"],
+            "confidence": guide_confidence,
+            "kept_share_per_class": [round(float(kept[labels[fit] == c].mean()), 4) for c in range(len(classes))],
+        }
     # Per class, fitted both ways; the one whose samples the classifier more often assigns to the
     # requested class is stored (class-conditional priors are for sampling only).
     per_class = {
         source: [
-            Mixture.of(fit_mixture(points[fit][labels[fit] == c], class_components, seed)) for c in range(len(classes))
+            Mixture.of(fit_mixture(points[fit][(labels[fit] == c) & kept], class_components, seed))
+            for c in range(len(classes))
         ]
         for source, points in (("posterior samples", z), ("encoder means", mu))
     }
+    baseline = None
+    if guide_report is not None:  # what the guide changes, measured beside it
+        baseline = [
+            Mixture.of(fit_mixture(z[fit][labels[fit] == c], class_components, seed)) for c in range(len(classes))
+        ]
 
     report: dict = {
         "kinds": ["standard", "mixture"],
@@ -181,20 +212,23 @@ def fit_prior(
         },
     }
     measured = _measure(
-        model, dataset, classifier_dir, mixture, on_means, per_class, n_samples, nll_images, nll_k, seed
+        model, dataset, classifier_dir, mixture, on_means, per_class, n_samples, nll_images, nll_k, seed, baseline
     )
     report["metrics"] = measured
     chosen: list[Mixture] = []
     if classes:
-        fidelity = measured.get("class_conditional", {})
+        fidelity = {s: v for s, v in measured.get("class_conditional", {}).items() if s in per_class}
         source = max(fidelity, key=lambda s: fidelity[s]["mean_share"]) if fidelity else "posterior samples"
         chosen = per_class[source]
         report["class_conditional"] = {
             "components_per_class": class_components,
-            "fitted_on": f"the {source} of the same training images, split by label",
+            "fitted_on": f"the {source} of the same training images, split by label"
+            + ("" if guide_report is None else ", keeping those whose reconstruction the guide recognises"),
             "rule": "fitted on posterior samples and on encoder means; stored: the one whose samples the "
             "classifier assigns to the requested class more often",
         }
+        if guide_report is not None:
+            report["class_conditional"]["guide"] = guide_report
     fds = measured.get("sample_quality", {})
     if fds:
         report["default"] = min(("standard", "mixture"), key=lambda kind: fds[kind]["frechet_distance"])
@@ -224,6 +258,7 @@ def fit_prior(
         + (f" --classifier {classifier_dir}" if classifier_dir else "")
         + f" --components {' --components '.join(map(str, components))}"
         + f" --fit-images {fit_images} --samples-per-image {samples_per_image}"
+        + (f" --guide {guide_dir} --guide-confidence {guide_confidence}" if guide_report else "")
         + f" --n-samples {n_samples} --nll-images {nll_images} --nll-k {nll_k}"
     )
     if (model_dir / "model.json").exists():  # a model folder; a run folder keeps prior.npz beside its checkpoint
@@ -231,7 +266,9 @@ def fit_prior(
     return report
 
 
-def _measure(model, dataset, classifier_dir, mixture, on_means, per_class, n_samples, nll_images, nll_k, seed):
+def _measure(
+    model, dataset, classifier_dir, mixture, on_means, per_class, n_samples, nll_images, nll_k, seed, baseline=None
+):
     dim = mixture.means.shape[1]
     standard = Mixture.standard(dim)
     test_x = to_tensor(dataset.test.images)
@@ -275,16 +312,23 @@ def _measure(model, dataset, classifier_dir, mixture, on_means, per_class, n_sam
         recognised.numpy(), dataset.test.labels.astype(np.int64), len(dataset.classes)
     )
     per = max(1, n_samples // len(dataset.classes))
+    test_labels = dataset.test.labels.astype(np.int64)
     out["class_conditional"] = {}
-    for source, priors in per_class.items():
-        share = []
+    # The class Fréchet distance (samples against that class's test images) shows what a narrower
+    # class prior costs in variety.
+    measured = dict(per_class) | ({} if baseline is None else {"posterior samples, no guide": baseline})
+    for source, priors in measured.items():
+        share, distances = [], []
         for c, prior in enumerate(priors):
-            _, predicted = predict(classifier, decode_means(model, draw(prior, n=per)))
+            features, predicted = predict(classifier, decode_means(model, draw(prior, n=per)))
             share.append(float((predicted.numpy() == c).mean()))
+            if per > features.shape[1]:  # fewer samples than features: no covariance to compare
+                distances.append(round(frechet_distance(features.numpy(), test_features[test_labels == c]), 2))
         out["class_conditional"][source] = {
             "samples_per_class": per,
             "share_classified_as_requested": [round(s, 4) for s in share],
             "mean_share": round(float(np.mean(share)), 4),
+            "class_frechet_distance": distances or None,
         }
     return out
 

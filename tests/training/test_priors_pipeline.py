@@ -102,9 +102,11 @@ def test_with_a_classifier_the_default_prior_is_the_one_with_the_lower_frechet_d
     train_classifier(small, classifier, epochs=1, threads=1, limit_train=2_000)
     folder = tmp_path / "tiny"
     shutil.copytree(tiny_model, folder)
+    guide = tmp_path / "guide"
+    train_classifier(small, guide, epochs=1, seed=1, threads=1, limit_train=2_000)
     report = fit_prior(
         folder, classifier, components=(2,), fit_images=1_000, heldout_images=200, class_components=1,
-        n_samples=300, nll_images=10, nll_k=4, threads=1,
+        n_samples=300, nll_images=10, nll_k=4, threads=1, guide_dir=guide, guide_confidence=0.5,
     )  # fmt: skip
     quality = report["metrics"]["sample_quality"]
     fds = {kind: quality[kind]["frechet_distance"] for kind in ("standard", "mixture")}
@@ -113,8 +115,15 @@ def test_with_a_classifier_the_default_prior_is_the_one_with_the_lower_frechet_d
     fidelity = report["metrics"]["reconstructions_classified_as_their_label"]
     assert 0 <= fidelity["share"] <= 1 and len(fidelity["per_class"]) == 10
     chosen = report["class_conditional"]["fitted_on"]
-    shares = {s: v["mean_share"] for s, v in report["metrics"]["class_conditional"].items()}
-    assert max(shares, key=shares.get) in chosen
+    measured = report["metrics"]["class_conditional"]
+    # The unguided fit is measured beside the guided ones, and never stored.
+    assert set(measured) == {"posterior samples", "encoder means", "posterior samples, no guide"}
+    shares = {s: v["mean_share"] for s, v in measured.items() if s != "posterior samples, no guide"}
+    assert chosen.startswith(f"the {max(shares, key=shares.get)} ") and "guide recognises" in chosen
+    guided = report["class_conditional"]["guide"]
+    assert guided["seed"] == 1 and guided["confidence"] == 0.5 and len(guided["kept_share_per_class"]) == 10
+    assert all(0 < share <= 1 for share in guided["kept_share_per_class"])
+    assert f"--guide {guide} --guide-confidence 0.5" in report["command"]
 
 
 def test_score_table_borrows_the_services_scoring_maths_without_fastapi():

@@ -177,3 +177,22 @@ def test_each_shipped_model_has_a_projection_of_its_whole_test_set_that_its_card
     assert components.shape == (2, meta["latent_dim"]) and len(projection["mean"]) == meta["latent_dim"]
     np.testing.assert_allclose(components @ components.T, np.eye(2), atol=1e-6)
     assert 0 < projection["explained_variance_ratio"][1] <= projection["explained_variance_ratio"][0] < 1
+
+
+@pytest.mark.parametrize(("name", "min_share"), [("mnist", 0.95), ("fashion-mnist", 0.85)])
+def test_the_shipped_priors_and_score_tables_meet_issue_13(name, min_share):
+    meta = card(name)
+    prior, scores = meta["prior"], meta["scores"]
+    quality = prior["metrics"]["sample_quality"]
+    assert quality["mixture"]["frechet_distance"] <= 0.75 * quality["standard"]["frechet_distance"]
+    # The stored class priors are the measured source the card names, and the unguided fit never is.
+    measured = prior["metrics"]["class_conditional"]
+    stored = next(source for source in measured if prior["class_conditional"]["fitted_on"].startswith(f"the {source} "))
+    assert stored != "posterior samples, no guide" and measured[stored]["mean_share"] >= min_share
+    assert scores["ood"]["auroc"]["two_sided"] >= 0.95
+    assert (
+        scores["heldout_false_positive_rate"]["rate"]
+        <= 1.5 * (100 - scores["heldout_false_positive_rate"]["percentile"]) / 100
+    )
+    npz = MODELS / name / meta["files"]["prior"]["path"]
+    assert sha256_file(npz) == meta["files"]["prior"]["sha256"]
