@@ -174,10 +174,13 @@ class GraphBatcher:
                 self.queued_rows -= request.rows - request.taken
 
     def _schedule(self, loop: asyncio.AbstractEventLoop) -> asyncio.Handle:
-        """workers=0: run the next batch once this loop pass's requests have queued (call_soon), or
-        when the head's max_queue_delay_s is up."""
+        """workers=0: run the next batch two loop passes from now, or when the head's
+        max_queue_delay_s is up. Two passes: the requests read by the next poll are parsed in one
+        and reach the queue in the other (one pass gave batches about half the size)."""
         delay = self._remaining_delay()
-        return loop.call_soon(self._run_inline) if delay <= 0 else loop.call_later(delay, self._run_inline)
+        if delay > 0:
+            return loop.call_later(delay, self._run_inline)
+        return loop.call_soon(loop.call_soon, self._run_inline)
 
     def _run_inline(self) -> None:
         self._flush = None

@@ -5,6 +5,8 @@ docs/configuration.md documents every field; keep the two in step.
 
 from __future__ import annotations
 
+import math
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -12,6 +14,20 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def available_cpus() -> int:
+    """CPUs this process may use: its affinity, capped by a cgroup v2 quota (docker --cpus, a
+    Kubernetes CPU limit), which affinity does not show."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        quota, period = CGROUP_CPU_MAX.read_text().split()
+        if quota != "max":
+            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cpus
 
 
 class Settings(BaseSettings):
@@ -42,12 +58,13 @@ class Settings(BaseSettings):
         ge=1024,
         description="Caps the rows waiting per model graph by their bytes; also caps n and uploads per request.",
     )
-    engine_workers: int = Field(
-        2,
+    engine_workers: int | None = Field(
+        None,
         ge=0,
         le=16,
         description="Worker threads per model graph; those after the first start only on a backlog. "
-        "0: batches run on the event loop, no thread hand-offs (for a service on one core).",
+        "0: batches run on the event loop, no thread hand-offs. Default: 0 when the process may use "
+        "one CPU (affinity or cgroup quota), else 2.",
     )
     engine_spill_rows: int = Field(
         32,
@@ -160,6 +177,13 @@ class Settings(BaseSettings):
     shutdown_timeout_s: float = Field(
         30.0, gt=0, description="On SIGTERM, longest wait for in-flight requests to finish."
     )
+
+    @property
+    def batch_workers(self) -> int:
+        """engine_workers, or its default: on one CPU a worker thread only adds hand-offs."""
+        if self.engine_workers is not None:
+            return self.engine_workers
+        return 0 if available_cpus() == 1 else 2
 
     @model_validator(mode="after")
     def _queue_holds_the_largest_request(self) -> Settings:

@@ -118,7 +118,7 @@ class Engine:
                 max_batch_rows=model.limits.batch_rows[graph],
                 max_queue_rows=model.limits.queue_rows[graph],
                 max_queue_delay_s=settings.max_queue_delay_ms / 1000.0,
-                workers=settings.engine_workers,
+                workers=settings.batch_workers,
                 parallel_min_rows=settings.engine_spill_rows,
                 seconds_per_batch=settings.retry_after_batch_s,
             )
