@@ -65,7 +65,9 @@ def _rgb(image: Image.Image, background: tuple[int, int, int]) -> np.ndarray:
         gray = _grayscale(image)
         return np.repeat(gray[:, :, None], 3, axis=2)
     if not _has_alpha(image):
-        return np.asarray(image.convert("RGB"), dtype=np.float32) / np.float32(255.0)
+        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        width, height = rgb.size
+        return np.frombuffer(rgb.tobytes(), np.uint8).reshape(height, width, 3) / np.float32(255.0)
     rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / np.float32(255.0)
     alpha = rgba[:, :, 3:]
     backdrop = np.asarray(background, dtype=np.float32) / np.float32(255.0)
@@ -84,7 +86,9 @@ def _grayscale(image: Image.Image, background: float | None = None) -> np.ndarra
         values = np.asarray(image, dtype=np.float32)
         return np.clip(values if values.max() <= 1.0 else values / 255.0, 0.0, 1.0)
     if not _has_alpha(image):
-        return np.asarray(image.convert("L"), dtype=np.float32) / np.float32(255.0)
+        plain = image if mode == "L" else image.convert("L")  # an 8-bit grayscale image needs no copy
+        width, height = plain.size
+        return np.frombuffer(plain.tobytes(), np.uint8).reshape(height, width) / np.float32(255.0)
     rgba = image.convert("RGBA")
     alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / np.float32(255.0)
     gray = np.asarray(rgba.convert("L"), dtype=np.float32) / np.float32(255.0)
