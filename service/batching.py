@@ -27,6 +27,8 @@ from service.errors import InferenceTimeout, QueueFull, ShuttingDown
 logger = logging.getLogger("service.batching")
 
 RunBatch = Callable[[np.ndarray], Sequence[np.ndarray]]
+# workers=0: longest the event loop runs full batches back to back before it reads sockets again.
+INLINE_BACKLOG_S = 0.1
 
 
 class BatchObserver(Protocol):
@@ -184,19 +186,21 @@ class GraphBatcher:
 
     def _run_inline(self) -> None:
         self._flush = None
-        with self._cond:
-            while self._queue and self._queue[0].cancelled:  # withdrawn meanwhile
-                request = self._queue.popleft()
-                self.queued_rows -= request.rows - request.taken
-            if not self._queue:
-                return
-            if self._remaining_delay() > 0:
-                parts = None
-            else:
+        started = time.perf_counter()
+        while True:
+            with self._cond:
+                while self._queue and self._queue[0].cancelled:  # withdrawn meanwhile
+                    request = self._queue.popleft()
+                    self.queued_rows -= request.rows - request.taken
+                if not self._queue or self._remaining_delay() > 0:
+                    break
                 parts = self._take_parts()
-        if parts:
             self._run(parts)
-        if self._queue:  # the rest after other callbacks, so one big backlog does not starve the loop
+            # A backlog of full batches runs back to back for a while: between batches the loop
+            # would mostly parse requests the full queue then refuses.
+            if self.queued_rows < self.max_batch_rows or time.perf_counter() - started > INLINE_BACKLOG_S:
+                break
+        if self._queue:  # the rest after other callbacks, so a backlog does not starve the loop
             self._flush = self._schedule(asyncio.get_running_loop())
 
     def _remaining_delay(self) -> float:

@@ -370,3 +370,30 @@ def test_inline_stop_finishes_queued_work_then_refuses_new_work():
 
     results = asyncio.run(scenario())
     assert [np.array_equal(doubled, rows(i, 5) * 2) for i, (doubled, _) in enumerate(results)] == [True] * 6
+
+
+def test_inline_a_backlog_of_full_batches_runs_back_to_back():
+    log: list[str] = []
+
+    def run(batch):
+        log.append("batch")
+        return [batch]
+
+    batcher = make_batcher(run, workers=0)
+
+    async def scenario():
+        async def ticker():
+            while True:
+                await asyncio.sleep(0)
+                log.append("tick")
+
+        ticking = asyncio.ensure_future(ticker())
+        await asyncio.sleep(0)
+        await asyncio.gather(
+            *(batcher.infer(rows(0, 8), timeout_s=5) for _ in range(3)), batcher.infer(rows(0, 2), timeout_s=5)
+        )
+        ticking.cancel()
+
+    asyncio.run(scenario())
+    batches = [i for i, entry in enumerate(log) if entry == "batch"]
+    assert len(batches) == 4 and batches[:3] == list(range(batches[0], batches[0] + 3))  # no loop pass between
