@@ -144,14 +144,15 @@ def test_a_request_past_its_timeout_fails_and_its_rows_are_skipped():
     assert batcher.queued_rows == 0
 
 
-def test_stop_finishes_queued_work_then_refuses_new_work():
+@pytest.mark.parametrize("workers", [1, 0])
+def test_stop_finishes_queued_work_then_refuses_new_work(workers):
     run = RecordingRun(delay_s=0.02)
-    batcher = make_batcher(run)
+    batcher = make_batcher(run, workers=workers)
 
     async def scenario():
         pending = [asyncio.ensure_future(batcher.infer(rows(i, 5), timeout_s=5)) for i in range(6)]
         await asyncio.sleep(0)
-        stopper = asyncio.ensure_future(asyncio.to_thread(batcher.stop))
+        stopper = asyncio.ensure_future(asyncio.to_thread(batcher.stop, 5))
         results = await asyncio.gather(*pending)
         await stopper
         with pytest.raises(ShuttingDown):
@@ -352,24 +353,6 @@ def test_inline_a_failing_batch_fails_its_requests_and_the_next_one_runs():
 
     (out,) = asyncio.run(scenario())
     assert calls == [2, 3] and np.array_equal(out, rows(0, 3))
-
-
-def test_inline_stop_finishes_queued_work_then_refuses_new_work():
-    run = RecordingRun(delay_s=0.02)
-    batcher = make_batcher(run, workers=0)
-
-    async def scenario():
-        pending = [asyncio.ensure_future(batcher.infer(rows(i, 5), timeout_s=5)) for i in range(6)]
-        await asyncio.sleep(0)
-        stopper = asyncio.ensure_future(asyncio.to_thread(batcher.stop, 5))
-        results = await asyncio.gather(*pending)
-        await stopper
-        with pytest.raises(ShuttingDown):
-            await batcher.infer(rows(0, 1), timeout_s=5)
-        return results
-
-    results = asyncio.run(scenario())
-    assert [np.array_equal(doubled, rows(i, 5) * 2) for i, (doubled, _) in enumerate(results)] == [True] * 6
 
 
 def test_inline_a_backlog_of_full_batches_runs_back_to_back():
