@@ -123,6 +123,7 @@ def compare(
     other_env: dict[str, str] | None = None,
 ) -> dict[str, tuple[Scenario, Scenario]]:
     server_cpus, client_cpus = cpu_layout()
+    caller_cpus = os.sched_getaffinity(0)
     if client_cpus:
         os.sched_setaffinity(0, client_cpus)
     service_cpus = (server_cpus | client_cpus) if (all_cores and server_cpus) else server_cpus
@@ -131,6 +132,8 @@ def compare(
     labels = [rev or "this checkout" for rev in revisions]
     labels[1] += "".join(f" {key}={value}" for key, value in envs[1].items())
     with contextlib.ExitStack() as stack:
+        # The caller (a test session, say) gets its cores back, and so do services it starts later.
+        stack.callback(os.sched_setaffinity, 0, caller_cpus)
         servers = []
         for label, rev, env in zip(labels, revisions, envs, strict=True):
             repo = stack.enter_context(checkout(rev))

@@ -6,12 +6,14 @@ that both were measured and that the worktree is gone afterwards.
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import psutil
 import pytest
 
 from bench import ab
+from bench.suite import cpu_layout
 
 
 def _worktrees() -> str:
@@ -46,12 +48,18 @@ def test_compare_runs_both_builds_from_their_own_trees(monkeypatch):
         cwds.append(psutil.Process(self.server.pid).cwd())
 
     monkeypatch.setattr(ab.BenchServer, "__init__", recording_init)
+    cores = os.sched_getaffinity(0)
     results = ab.compare(["HEAD", None], concurrency=2, duration_s=0.4, rounds=2, warmup_s=0.1)
+    assert os.sched_getaffinity(0) == cores  # the caller gets its cores back
     assert list(results) == ["HEAD", "this checkout"]
     assert cwds[0] != str(ab.REPO_ROOT) and cwds[1] == str(ab.REPO_ROOT)
+    server_cpus, _ = cpu_layout()
     for ping, decode in results.values():
         assert ping.load.ok > 0 and decode.load.ok > 0 and decode.load.errors == {}
-        assert 0 < decode.loop_cpu_us < decode.cpu_us  # inference ran on a batch worker
+        if server_cpus and len(server_cpus) == 1:  # pinned to one core: batches run on the event loop
+            assert decode.cpu_us == pytest.approx(decode.loop_cpu_us, rel=0.1)
+        else:  # inference ran on a batch worker
+            assert 0 < decode.loop_cpu_us < decode.cpu_us
     text = ab.table([results, results])
     assert "| HEAD | 1 |" in text and "| this checkout | 2 |" in text and "workload: /decode n=1 json" in text
     assert "| **HEAD** | median |" in text
