@@ -178,7 +178,7 @@ class GraphBatcher:
     def _schedule(self, loop: asyncio.AbstractEventLoop) -> asyncio.Handle:
         """workers=0: run the next batch two loop passes from now, or when the head's
         max_queue_delay_s is up. Two passes: the requests read by the next poll are parsed in one
-        and reach the queue in the other (one pass gave batches about half the size)."""
+        and reach the queue in the other, so they join this batch instead of waiting for the next."""
         delay = self._remaining_delay()
         if delay > 0:
             return loop.call_later(delay, self._run_inline)
@@ -189,12 +189,9 @@ class GraphBatcher:
         started = time.perf_counter()
         while True:
             with self._cond:
-                while self._queue and self._queue[0].cancelled:  # withdrawn meanwhile
-                    request = self._queue.popleft()
-                    self.queued_rows -= request.rows - request.taken
-                if not self._queue or self._remaining_delay() > 0:
-                    break
-                parts = self._take_parts()
+                parts = self._take_parts() if self._queue and self._remaining_delay() <= 0 else []
+            if not parts:  # nothing due, or only requests withdrawn meanwhile (_take_parts drops them)
+                break
             self._run(parts)
             # A backlog of full batches runs back to back for a while: between batches the loop
             # would mostly parse requests the full queue then refuses.

@@ -184,20 +184,20 @@ def fit_prior(
             "confidence": guide_confidence,
             "kept_share_per_class": [round(float(kept[labels[fit] == c].mean()), 4) for c in range(len(classes))],
         }
+
+    def class_mixtures(points: np.ndarray, keep: np.ndarray) -> list[Mixture]:
+        return [
+            Mixture.of(fit_mixture(points[fit][(labels[fit] == c) & keep], class_components, seed))
+            for c in range(len(classes))
+        ]
+
     # Per class, fitted both ways; the one whose samples the classifier more often assigns to the
     # requested class is stored (class-conditional priors are for sampling only).
     per_class = {
-        source: [
-            Mixture.of(fit_mixture(points[fit][(labels[fit] == c) & kept], class_components, seed))
-            for c in range(len(classes))
-        ]
-        for source, points in (("posterior samples", z), ("encoder means", mu))
+        source: class_mixtures(points, kept) for source, points in (("posterior samples", z), ("encoder means", mu))
     }
-    baseline = None
-    if guide_report is not None:  # what the guide changes, measured beside it
-        baseline = [
-            Mixture.of(fit_mixture(z[fit][labels[fit] == c], class_components, seed)) for c in range(len(classes))
-        ]
+    # What the guide changes, measured beside it.
+    baseline = None if guide_report is None else class_mixtures(z, np.ones(fit_images, dtype=bool))
 
     report: dict = {
         "kinds": ["standard", "mixture"],
