@@ -118,6 +118,8 @@ def test_bytes_that_are_not_http_get_400_in_the_error_shape_and_the_service_keep
     assert status.startswith(b"HTTP/1.1 400") and headers[b"content-type"] == b"application/json"
     assert json.loads(body)["error"]["code"] == "invalid_request"
     assert httpx.get(f"{live_server.base_url}/health").status_code == 200
+    metrics = httpx.get(f"{live_server.base_url}/metrics").text
+    assert 'vae_connections_closed_total{reason="invalid_http"}' in metrics
 
 
 def test_connection_close_and_http_1_0_close_after_their_answer(live_server):
