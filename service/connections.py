@@ -275,6 +275,8 @@ class GuardedProtocol(asyncio.Protocol):
         self.headers: list[tuple[bytes, bytes]] = []
         self.header_bytes = 0
         self.expect_100 = False
+        self.declared = b"0"  # the request's Content-Length, as sent
+        self.chunked = False  # the request declared a Transfer-Encoding
         self.current: Cycle | None = None  # the request the parser is reading
         self.active: Cycle | None = None  # the request being answered
         self.pipeline: deque[Cycle] = deque()  # requests read ahead of their turn
@@ -397,6 +399,8 @@ class GuardedProtocol(asyncio.Protocol):
         self.headers = []
         self.header_bytes = 0
         self.expect_100 = False
+        self.declared = b"0"
+        self.chunked = False
         if self.deadline is None:
             self.expect("header_timeout", self.settings.header_timeout_s)
 
@@ -407,7 +411,11 @@ class GuardedProtocol(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         self._count(len(name) + len(value) + 4)
         name = name.lower()
-        if name == b"expect" and value.lower() == b"100-continue":
+        if name == b"content-length":
+            self.declared = value
+        elif name == b"transfer-encoding":
+            self.chunked = True
+        elif name == b"expect" and value.lower() == b"100-continue":
             self.expect_100 = True
         self.headers.append((name, value))
 
@@ -438,9 +446,8 @@ class GuardedProtocol(asyncio.Protocol):
         }
         keep_alive = http_version != "1.0" and parser.should_keep_alive()
         self.current = cycle = Cycle(self, scope, keep_alive, self.expect_100)
-        declared = next((value for key, value in self.headers if key == b"content-length"), b"0")
-        length = int(declared) if declared.isdigit() else 0
-        if length or any(key == b"transfer-encoding" for key, _ in self.headers):
+        length = int(self.declared) if self.declared.isdigit() else 0  # llhttp refuses malformed lengths
+        if length or self.chunked:
             settings = self.settings
             self.expect("body_too_slow", settings.body_timeout_s + length / settings.min_body_rate_bytes_s)
         else:
