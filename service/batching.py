@@ -128,6 +128,13 @@ class GraphBatcher:
             while self._queue and (deadline is None or time.monotonic() < deadline):
                 time.sleep(0.005)
 
+    def refuse_if_full(self, rows: int = 1) -> None:
+        """QueueFull if `rows` more rows would not be queued now; callers check before reading them."""
+        if self.queued_rows + rows > self.max_queue_rows:
+            # Rough time to drain what is queued, one full batch at a time, at least 1 s.
+            retry = max(1, math.ceil(self.queued_rows / self.max_batch_rows * self.seconds_per_batch))
+            raise QueueFull(rows, self.queued_rows, self.max_queue_rows, retry)
+
     async def infer(self, array: np.ndarray, timeout_s: float) -> list[np.ndarray]:
         """Queue `array` ([rows, ...]) and return the graph outputs for exactly those rows."""
         loop = asyncio.get_running_loop()
@@ -136,10 +143,7 @@ class GraphBatcher:
         with self._cond:
             if self._stopping:
                 raise ShuttingDown("the service is shutting down; retry on another instance")
-            if self.queued_rows + rows > self.max_queue_rows:
-                # Rough time to drain what is queued, one full batch at a time, at least 1 s.
-                retry = max(1, math.ceil(self.queued_rows / self.max_batch_rows * self.seconds_per_batch))
-                raise QueueFull(rows, self.queued_rows, self.max_queue_rows, retry)
+            self.refuse_if_full(rows)
             self._queue.append(request)
             self.queued_rows += rows
             self._cond.notify()

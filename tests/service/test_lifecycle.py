@@ -107,6 +107,20 @@ def test_a_full_queue_answers_429_with_retry_after_at_once(slow_engine):
     assert 'vae_http_requests_total{endpoint="/sample",method="POST",status="429"} 1.0' in metrics
 
 
+def test_a_full_queue_refuses_before_parsing_the_body(slow_engine):
+    with slow_engine.client() as http, ThreadPoolExecutor(1) as pool:
+        filling = pool.submit(http.post, "/sample", params={"n": 64, "format": "npy"})
+        time.sleep(0.2)
+        # Not JSON at all: a 422 would mean the body was parsed before the queue was asked.
+        rejected = http.post("/decode", content=b"not json", headers={"content-type": "application/json"})
+        assert rejected.status_code == 429 and rejected.json()["error"]["code"] == "queue_full"
+        filling.result()
+    with slow_engine.client() as http:  # with room again, the same body is read and refused for what it is
+        assert (
+            http.post("/decode", content=b"not json", headers={"content-type": "application/json"}).status_code == 422
+        )
+
+
 def test_a_request_past_its_deadline_answers_504(slow_engine):
     with slow_engine.client() as http:
         started = time.perf_counter()
