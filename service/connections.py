@@ -92,7 +92,6 @@ class Cycle:
         "head",
         "chunked",
         "remaining",
-        "status",
     )
 
     def __init__(self, protocol: GuardedProtocol, scope: dict[str, Any], keep_alive: bool, expect_100: bool) -> None:
@@ -110,7 +109,6 @@ class Cycle:
         self.head = b""
         self.chunked = False
         self.remaining = 0
-        self.status = 0
 
     def wake(self) -> None:
         if self.waiter is not None and not self.waiter.done():
@@ -180,8 +178,7 @@ class Cycle:
                 raise RuntimeError(f"Expected ASGI message 'http.response.start', but got '{kind}'.")
             self.started = True
             self.expect_100 = False
-            self.status = message["status"]
-            self.head = self._head(self.status, message.get("headers", ()))
+            self.head = self._head(message["status"], message.get("headers", ()))
             return  # the head goes out with the first body message, in one write
         if self.complete:
             raise RuntimeError(f"Unexpected ASGI message '{kind}' sent, after response already completed.")

@@ -51,8 +51,8 @@ AcceptHeader = Annotated[str | None, Header(description="Output format when `for
 async def get_uploads(request: Request, service: ServiceDep, model: ModelDep) -> list[Upload]:
     settings = service.settings
     # A full queue refuses before the body is parsed: under overload, refusals stay cheap.
-    if (encoder := model.batchers.get("encoder")) is not None:
-        encoder.refuse_if_full()
+    assert service.engine is not None  # get_service answered 503 otherwise
+    service.engine.refuse_if_full(model, "encoder")
     return await read_uploads(request, settings.max_upload_bytes, model.limits.max_upload_images)
 
 
@@ -61,8 +61,8 @@ UploadsDep = Annotated[list[Upload], Depends(get_uploads)]
 
 async def get_latents(request: Request, service: ServiceDep, model: ModelDep) -> np.ndarray:
     settings = service.settings
-    if (decoder := model.batchers.get("decoder")) is not None:
-        decoder.refuse_if_full()  # as get_uploads: refuse before parsing
+    assert service.engine is not None
+    service.engine.refuse_if_full(model, "decoder")  # as get_uploads: refuse before parsing
     return await read_latents(
         request, model.latent_shape, settings.max_json_bytes, model.limits.max_sample_n, model.accepts_flat_latents
     )

@@ -169,6 +169,10 @@ class Engine:
         for batcher in model.batchers.values():
             batcher.stop(self.settings.shutdown_timeout_s)
 
+    def refuse_if_full(self, model: LoadedModel, graph: str) -> None:
+        """QueueFull now if `graph`'s queue is full: routes ask before parsing a body it could not take."""
+        model.batchers[graph].refuse_if_full()
+
     async def encode(self, model: LoadedModel, images: np.ndarray) -> Encoded:
         mu, logvar = await model.batchers["encoder"].infer(images, self.timeout_s)
         return Encoded(mu, logvar)
