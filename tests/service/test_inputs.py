@@ -15,6 +15,7 @@ from service.inputs import (
     FLOAT32_MAX,
     MAX_FORM_FIELDS,
     Upload,
+    holds_only_numbers,
     latents_array,
     parse_latents,
     split_multipart,
@@ -112,6 +113,16 @@ def test_the_numpy_path_takes_only_well_formed_numbers():
     assert np.array_equal(well_formed_latents(rows, 4, 16, numbers_only=True), np.array(rows, dtype=np.float32))
     for bad in ([[0.25] * 4] * 11 + [[0.25] * 3], [[1e39] * 4] * 12, [[10**400] * 4] * 12, [[0.25] * 4] * 17):
         assert well_formed_latents(bad, 4, 16, numbers_only=True) is None
+
+
+def test_only_a_body_of_numbers_and_its_key_counts_as_numbers_only():
+    rows = [[0.25, -1.0, 2e-3, 3.5e2]] * 12
+    assert holds_only_numbers(json.dumps({"latents": rows}).encode())
+    assert holds_only_numbers(json.dumps({"latents": rows}, indent=2).encode())
+    for value in (True, False, None, "x"):
+        assert not holds_only_numbers(json.dumps({"latents": [*rows, [value] * 4]}).encode())
+    assert not holds_only_numbers(json.dumps({"latents": rows, "seed": 1}).encode())
+    assert not holds_only_numbers(b'{"latents": [[1, 2, 3, 4]], NaN}')
 
 
 # --- multipart ------------------------------------------------------------------------------
