@@ -294,17 +294,17 @@ def holds_only_numbers(body: bytes) -> bool:
     return body.count(b'"') == 2 and not body.translate(None, NUMBERS_AND_KEY)
 
 
-def well_formed_latents(raw: object, latent_dim: int, max_rows: int, numbers_only: bool = False) -> np.ndarray | None:
+def well_formed_latents(raw: object, latent_dim: int, max_rows: int, body: bytes | None = None) -> np.ndarray | None:
     """Flat JSON latents that are already right ([D] or [N, D] finite numbers within float32) ->
     float32 [N, D] with one numpy call; None for anything else, which latents_array then explains.
-    Plain-Python checks on a few dozen numbers cost less than several numpy calls; `numbers_only`
-    (the body holds no string but its key, no true, false or null) lets many rows skip them."""
+    Plain-Python checks on a few dozen numbers cost less than several numpy calls; when `body`, the
+    JSON it came from, holds only numbers (holds_only_numbers), many rows skip them."""
     if type(raw) is not list or not raw:
         return None
     rows = raw if type(raw[0]) is list else [raw]
     if len(rows) > max_rows:
         return None
-    if numbers_only and len(rows) > PYTHON_CHECKED_ROWS:
+    if len(rows) > PYTHON_CHECKED_ROWS and body is not None and holds_only_numbers(body):
         try:
             with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused just below
                 array = np.array(rows, dtype=np.float32)  # ragged rows raise; so do ints beyond float64
@@ -378,9 +378,7 @@ def parse_latents(
     if not isinstance(payload, dict) or "latents" not in payload:
         raise InvalidRequest(f'JSON body must be an object {{"latents": {expected} numbers}}')
     if len(latent_shape) == 1:
-        raw = payload["latents"]
-        numbers_only = type(raw) is list and len(raw) > PYTHON_CHECKED_ROWS and holds_only_numbers(body)
-        fast = well_formed_latents(raw, latent_shape[0], max_rows, numbers_only)
+        fast = well_formed_latents(payload["latents"], latent_shape[0], max_rows, body)
         if fast is not None:
             return fast
     try:

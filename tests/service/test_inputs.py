@@ -110,9 +110,10 @@ def test_many_rows_go_through_numpy_and_agree_with_latents_array(row):
 
 def test_the_numpy_path_takes_only_well_formed_numbers():
     rows = [[0.25, -1.0, 2.0, 3.5]] * 12
-    assert np.array_equal(well_formed_latents(rows, 4, 16, numbers_only=True), np.array(rows, dtype=np.float32))
+    body = json.dumps({"latents": rows}).encode()
+    assert np.array_equal(well_formed_latents(rows, 4, 16, body), np.array(rows, dtype=np.float32))
     for bad in ([[0.25] * 4] * 11 + [[0.25] * 3], [[1e39] * 4] * 12, [[10**400] * 4] * 12, [[0.25] * 4] * 17):
-        assert well_formed_latents(bad, 4, 16, numbers_only=True) is None
+        assert well_formed_latents(bad, 4, 16, json.dumps({"latents": bad}).encode()) is None
 
 
 def test_only_a_body_of_numbers_and_its_key_counts_as_numbers_only():
