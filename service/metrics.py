@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import bisect
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 INFERENCE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
@@ -31,23 +34,56 @@ class GraphObserver:
             self.queue_wait.observe(wait)
 
 
+class HttpStats:
+    """The HTTP request series as plain ints, read by the registry at each scrape.
+
+    Every request updates them, so they skip prometheus_client's per-value locks: only the event
+    loop's thread writes them (each `--workers` process has its own), and a scrape copies each
+    dict in one C call, which holds the GIL throughout. They are exposed exactly as a Counter,
+    a Histogram and a Gauge with these names would be.
+    """
+
+    def __init__(self, buckets: Sequence[float] = LATENCY_BUCKETS) -> None:
+        self.bounds = (*buckets, float("inf"))
+        self.in_progress = 0
+        self.counts: dict[tuple[str, str, int], int] = {}
+        self.latency: dict[tuple[str, str], list[float]] = {}  # per bound, not cumulative; then the sum
+
+    def observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        key = (endpoint, method, status)
+        self.counts[key] = self.counts.get(key, 0) + 1
+        latency = self.latency.get(key[:2])
+        if latency is None:
+            latency = self.latency[key[:2]] = [0.0] * (len(self.bounds) + 1)
+        latency[bisect.bisect_left(self.bounds, seconds)] += 1  # the first bound >= seconds, as Histogram
+        latency[-1] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "vae_http_requests", "HTTP requests by endpoint, method and status", labels=["endpoint", "method", "status"]
+        )
+        for (endpoint, method, status), count in list(self.counts.items()):
+            requests.add_metric([endpoint, method, str(status)], count)
+        yield requests
+        latency = HistogramMetricFamily(
+            "vae_http_request_duration_seconds", "HTTP request latency by endpoint", labels=["endpoint", "method"]
+        )
+        for labels, values in list(self.latency.items()):
+            values = list(values)
+            cumulative, buckets = 0.0, []
+            for bound, seen in zip(self.bounds, values[:-1], strict=True):
+                cumulative += seen
+                buckets.append((floatToGoString(bound), cumulative))
+            latency.add_metric(list(labels), buckets, values[-1])
+        yield latency
+        yield GaugeMetricFamily("vae_http_requests_in_progress", "HTTP requests being served", value=self.in_progress)
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter(
-            "vae_http_requests",
-            "HTTP requests by endpoint, method and status",
-            ["endpoint", "method", "status"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "vae_http_request_duration_seconds",
-            "HTTP request latency by endpoint",
-            ["endpoint", "method"],
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.in_progress = Gauge("vae_http_requests_in_progress", "HTTP requests being served", registry=self.registry)
+        self.http = HttpStats()
+        self.registry.register(self.http)
         self.connections_closed = Counter(
             "vae_connections_closed",
             "Connections closed by a guard: over_capacity, header_timeout, body_too_slow, headers_too_large",
@@ -77,8 +113,6 @@ class Metrics:
             registry=self.registry,
         )
         self.queue_depth = Gauge("vae_queue_depth_rows", "Rows waiting for a batch", labels, registry=self.registry)
-        self._request_children: dict[tuple[str, str, int], Counter] = {}
-        self._latency_children: dict[tuple[str, str], Histogram] = {}
 
     def graph_observer(self, model: str, graph: str, queued_rows: Callable[[], float]) -> GraphObserver:
         self.queue_depth.labels(model, graph).set_function(queued_rows)
@@ -87,17 +121,6 @@ class Metrics:
             self.inference.labels(model, graph),
             self.queue_wait.labels(model, graph),
         )
-
-    def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
-        key = (endpoint, method, status)
-        counter = self._request_children.get(key)
-        if counter is None:
-            counter = self._request_children[key] = self.requests.labels(endpoint, method, str(status))
-        counter.inc()
-        latency = self._latency_children.get(key[:2])
-        if latency is None:
-            latency = self._latency_children[key[:2]] = self.latency.labels(endpoint, method)
-        latency.observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -108,7 +131,7 @@ class MetricsMiddleware:
 
     def __init__(self, app, metrics: Metrics) -> None:
         self.app = app
-        self.metrics = metrics
+        self.http = metrics.http
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -123,11 +146,12 @@ class MetricsMiddleware:
                 status = message["status"]
             await send(message)
 
-        self.metrics.in_progress.inc()
+        http = self.http
+        http.in_progress += 1
         try:
             await self.app(scope, receive, send_with_status)
         finally:
-            self.metrics.in_progress.dec()
+            http.in_progress -= 1
             route = scope.get("route")
             endpoint = getattr(route, "path", None) or "unmatched"
-            self.metrics.observe_request(endpoint, scope["method"], status, time.perf_counter() - started)
+            http.observe(endpoint, scope["method"], status, time.perf_counter() - started)
