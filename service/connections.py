@@ -52,6 +52,9 @@ STATUS_LINES = {
     for status in range(100, 600)
 }
 READ_HIGH_WATER = 64 * 1024  # body bytes buffered for a route that has not read them before reading pauses
+# A smaller body is copied after the head into one buffer, uvloop's fastest write; a larger one goes
+# out beside it in one vectored write instead of being copied again.
+JOIN_LIMIT = 64 * 1024
 
 
 def error_bytes(status: int, code: str, message: str) -> bytes:
@@ -194,10 +197,11 @@ class Cycle:
             if len(body) > self.remaining:
                 raise RuntimeError("Response content longer than Content-Length")
             self.remaining -= len(body)
-        data = self.head + body if self.head else body
-        self.head = b""
-        if data:
-            protocol.transport.write(data)
+        head, self.head = self.head, b""
+        if head and len(body) > JOIN_LIMIT:
+            protocol.transport.writelines((head, body))
+        elif head or body:
+            protocol.transport.write(head + body if head else body)
         if not more_body:
             if self.remaining:
                 raise RuntimeError("Response content shorter than Content-Length")

@@ -157,7 +157,7 @@ def animation_bytes(pixels: np.ndarray, fmt: str) -> bytes:
 def npy_bytes(array: np.ndarray) -> bytes:
     """float32 .npy bytes, exactly what np.save writes; its header is built once per shape."""
     array = np.ascontiguousarray(array, dtype=np.float32)
-    return _npy_header(array.shape) + array.tobytes()
+    return b"".join((_npy_header(array.shape), array.data))  # one copy, from the array itself
 
 
 @functools.lru_cache(maxsize=1024)
