@@ -67,7 +67,7 @@ async def _measure(requests: int) -> dict[str, float]:
         images = np.random.default_rng(0).random((1, 1, 28, 28), dtype=np.float32)
         decoded, encoded = Decoded(images, to_uint8(images)), Encoded(*np.zeros((2, 1, 32), np.float32))
 
-        async def decode(model, latents):
+        async def decode(model, latents, pixels=True):
             return decoded
 
         async def encode(model, batch):

@@ -27,6 +27,8 @@ from service.errors import InferenceTimeout, QueueFull, ShuttingDown
 logger = logging.getLogger("service.batching")
 
 RunBatch = Callable[[np.ndarray], Sequence[np.ndarray]]
+# Outputs computed from a batch's outputs, once per batch, only when a request in it asks for them.
+Derive = Callable[[Sequence[np.ndarray]], Sequence[np.ndarray]]
 # workers=0: longest the event loop runs full batches back to back before it reads sockets again.
 INLINE_BACKLOG_S = 0.1
 
@@ -36,10 +38,13 @@ class BatchObserver(Protocol):
 
 
 class _Request:
-    __slots__ = ("array", "rows", "taken", "done", "chunks", "future", "loop", "enqueued_at", "cancelled")
+    __slots__ = ("array", "rows", "derived", "taken", "done", "chunks", "future", "loop", "enqueued_at", "cancelled")
 
-    def __init__(self, array: np.ndarray, future: asyncio.Future, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, array: np.ndarray, derived: bool, future: asyncio.Future, loop: asyncio.AbstractEventLoop
+    ) -> None:
         self.array = array
+        self.derived = derived  # wants the derived outputs too
         self.rows = len(array)
         self.taken = 0  # rows handed to a batch
         self.done = 0  # rows whose outputs came back
@@ -53,7 +58,9 @@ class _Request:
         if len(self.chunks) == 1:
             return self.chunks[0][1]
         self.chunks.sort(key=lambda chunk: chunk[0])
-        return [np.concatenate(parts) for parts in zip(*(outs for _, outs in self.chunks), strict=True)]
+        # Not strict: a request that did not ask for derived outputs may share a batch with one
+        # that did; its outputs are then the ones every chunk has.
+        return [np.concatenate(parts) for parts in zip(*(outs for _, outs in self.chunks), strict=False)]
 
 
 def _resolve(completed: list[tuple[_Request, list[np.ndarray] | BaseException]]) -> None:
@@ -82,9 +89,11 @@ class GraphBatcher:
         parallel_min_rows: int = 32,
         seconds_per_batch: float = 0.05,
         observer: BatchObserver | None = None,
+        derive: Derive | None = None,
     ) -> None:
         self.name = name
         self.run_batch = run_batch
+        self.derive = derive
         self.max_batch_rows = max_batch_rows
         self.max_queue_rows = max_queue_rows
         self.max_queue_delay_s = max_queue_delay_s
@@ -135,10 +144,11 @@ class GraphBatcher:
             retry = max(1, math.ceil(self.queued_rows / self.max_batch_rows * self.seconds_per_batch))
             raise QueueFull(rows, self.queued_rows, self.max_queue_rows, retry)
 
-    async def infer(self, array: np.ndarray, timeout_s: float) -> list[np.ndarray]:
-        """Queue `array` ([rows, ...]) and return the graph outputs for exactly those rows."""
+    async def infer(self, array: np.ndarray, timeout_s: float, derived: bool = True) -> list[np.ndarray]:
+        """Queue `array` ([rows, ...]) and return the graph outputs for exactly those rows, followed
+        by the derived ones when `derived` (and the batcher has a `derive`)."""
         loop = asyncio.get_running_loop()
-        request = _Request(array, loop.create_future(), loop)
+        request = _Request(array, derived, loop.create_future(), loop)
         rows = request.rows
         with self._cond:
             if self._stopping:
@@ -270,6 +280,8 @@ class GraphBatcher:
         completed: list[tuple[_Request, list[np.ndarray] | BaseException]] = []
         try:
             outputs = self.run_batch(batch)
+            if self.derive is not None and any(request.derived for request, _, _ in parts):
+                outputs = [*outputs, *self.derive(outputs)]
         except Exception as exc:  # a failing batch fails its requests, not the worker
             logger.exception("%s: batch of %d rows failed", self.name, len(batch))
             completed = [(request, exc) for request, _, _ in parts]

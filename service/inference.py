@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -32,7 +32,12 @@ class Encoded(NamedTuple):  # NamedTuple: built per request, cheaper than a froz
 
 class Decoded(NamedTuple):
     images: np.ndarray  # [N, C, H, W] float32 in [0, 1]
-    pixels: np.ndarray  # [N, H, W] (C = 1) or [N, H, W, C] uint8, for PNG outputs
+    batch_pixels: np.ndarray | None  # the pixels computed per batch, when the request asked for them
+
+    @property
+    def pixels(self) -> np.ndarray:
+        """[N, H, W] (C = 1) or [N, H, W, C] uint8, for PNG outputs."""
+        return self.batch_pixels if self.batch_pixels is not None else to_uint8(self.images)
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -66,7 +71,7 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
 
 def _session_runner(model: LoadedModel, graph: str):
     """batch -> outputs for one graph, in the service's terms whatever the graph's own names:
-    encoder -> [mu, logvar]; decoder -> [images in [0, 1], 8-bit pixels]."""
+    encoder -> [mu, logvar]; decoder -> [images in [0, 1]]."""
     session = model.sessions[graph]
     input_name, output_names = graph_tensor_names(model.card, graph)
 
@@ -88,14 +93,17 @@ def _session_runner(model: LoadedModel, graph: str):
     logits = model.card.decoder_output == "logits"
 
     def run_decoder(batch: np.ndarray) -> list[np.ndarray]:
-        # 8-bit pixels for the whole batch on the worker thread: one numpy pass per batch instead
-        # of several per request on the event loop.
         (images,) = session.run(output_names, {input_name: batch})
-        if logits:
-            images = sigmoid(images)
-        return [images, to_uint8(images)]
+        return [sigmoid(images) if logits else images]
 
     return run_decoder
+
+
+def _batch_pixels(outputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The decoder's derived output: 8-bit pixels for the whole batch on the batch worker, one numpy
+    pass per batch instead of several per request on the event loop; only for batches that hold a
+    request answering with images (a .npy answer needs none)."""
+    return [to_uint8(outputs[0])]
 
 
 class Engine:
@@ -126,6 +134,7 @@ class Engine:
                 workers=settings.batch_workers,
                 parallel_min_rows=settings.engine_spill_rows,
                 seconds_per_batch=settings.retry_after_batch_s,
+                derive=_batch_pixels if graph == "decoder" else None,
             )
             if self.observe is not None:
                 batcher.observer = self.observe(model.name, graph, batcher)
@@ -177,9 +186,10 @@ class Engine:
         mu, logvar = await model.batchers["encoder"].infer(images, self.timeout_s)
         return Encoded(mu, logvar)
 
-    async def decode(self, model: LoadedModel, latents: np.ndarray) -> Decoded:
-        images, pixels = await model.batchers["decoder"].infer(latents, self.timeout_s)
-        return Decoded(images, pixels)
+    async def decode(self, model: LoadedModel, latents: np.ndarray, pixels: bool = True) -> Decoded:
+        """`pixels`: the answer shows images (PNG, JSON), so their 8-bit pixels come with the batch."""
+        outputs = await model.batchers["decoder"].infer(latents, self.timeout_s, derived=pixels)
+        return Decoded(outputs[0], outputs[1] if len(outputs) > 1 else None)
 
     async def score(self, model: LoadedModel, images: np.ndarray, k: int, seed: int) -> tuple[Encoded, list[Score]]:
         """Each image's scores from k importance samples (service/scoring.py). The k x N decoder rows
@@ -194,7 +204,8 @@ class Engine:
         log_px_z = np.empty(len(rows))
         piece = model.limits.max_sample_n
         for start in range(0, len(rows), piece):
-            decoded = await self.decode(model, rows[start : start + piece].reshape(-1, *model.latent_shape))
+            latents = rows[start : start + piece].reshape(-1, *model.latent_shape)
+            decoded = await self.decode(model, latents, pixels=False)
             await asyncio.to_thread(
                 _fill_log_likelihoods, log_px_z, start, decoded.images, images, k, model.card.likelihood, sigma
             )

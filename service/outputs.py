@@ -34,6 +34,13 @@ MEDIA_TYPES: dict[str, str] = {
     "webp": "image/webp",
 }
 ANIMATION_FORMATS: tuple[OutputFormat, ...] = ("png", "json", "npy", "gif", "webp")
+
+
+def shows_images(fmt: str) -> bool:
+    """Whether an answer in `fmt` holds 8-bit images (PNG, animations, JSON's base64 PNGs)."""
+    return fmt != "npy"
+
+
 FRAME_MS = 120  # an animation frame's duration
 FORMAT_OF_MEDIA = {media: fmt for fmt, media in MEDIA_TYPES.items()}
 MODEL_HEADER, LATENT_DIM_HEADER, LATENT_SHAPE_HEADER = "X-Model", "X-Latent-Dim", "X-Latent-Shape"

@@ -128,5 +128,5 @@ async def infer(engine: Engine, oip: OipModel, array: np.ndarray) -> dict[str, n
     if oip.graph == "encoder":
         encoded = await engine.encode(oip.model, array)
         return {"mu": encoded.mu, "logvar": encoded.logvar}
-    decoded = await engine.decode(oip.model, array)
+    decoded = await engine.decode(oip.model, array, pixels=False)
     return {"image": decoded.images}

@@ -36,7 +36,7 @@ async def sample(
     fmt = outputs.negotiate(query.format, accept, outputs.IMAGE_FORMATS, "png")
     kind, label = choose_prior(model, query.prior, query.label)
     latents = draw_latents(model, n, query.seed, query.temperature, kind, label)
-    decoded = await engine.decode(model, latents)
+    decoded = await engine.decode(model, latents, outputs.shows_images(fmt))
     return outputs.images_response(model, fmt, decoded, latents)
 
 
@@ -59,5 +59,5 @@ async def decode(
     accept: AcceptHeader = None,
 ) -> Response:
     fmt = outputs.negotiate(query.format, accept, outputs.IMAGE_FORMATS, "png")
-    decoded = await engine.decode(model, latents)
+    decoded = await engine.decode(model, latents, outputs.shows_images(fmt))
     return outputs.images_response(model, fmt, decoded, latents)

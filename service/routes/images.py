@@ -68,7 +68,7 @@ async def reconstruct(
     inputs = await service.preprocess(uploads, model, query.normalize)
     encoded = await engine.encode(model, inputs)
     latents = posterior_sample(encoded, query.seed) if query.sample else encoded.mu
-    decoded = await engine.decode(model, latents)
+    decoded = await engine.decode(model, latents, outputs.shows_images(fmt))
     if fmt != "json":
         return outputs.images_response(model, fmt, decoded, latents)
     mse = reconstruction_errors(inputs, decoded.images)

@@ -83,7 +83,7 @@ async def interpolate(
         a, b = given.latents
         kind = "latents"
     frames = interpolation(a, b, steps, query.method)
-    decoded = await engine.decode(model, frames)
+    decoded = await engine.decode(model, frames, outputs.shows_images(fmt))
     return outputs.walk_response(model, fmt, decoded, frames, {"endpoints": kind, "method": query.method})
 
 
@@ -121,9 +121,9 @@ async def traverse(
         if max(dims) >= size:
             raise errors.InvalidRequest(f"query parameter 'dims': {max(dims)} is out of range; allowed 0..{size - 1}")
     else:
-        probe = await engine.decode(model, sensitivity_probe(origin, query.span))
+        probe = await engine.decode(model, sensitivity_probe(origin, query.span), pixels=False)
         dims = most_active(probe.images, min(query.count, size))
     check_sample_n(len(dims) * steps, model.limits.max_sample_n)
     latents, values = traversal(origin, dims, steps, query.span)
-    decoded = await engine.decode(model, latents)
+    decoded = await engine.decode(model, latents, outputs.shows_images(fmt))
     return outputs.traversal_response(model, fmt, decoded, latents, dims, values)

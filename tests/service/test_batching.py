@@ -380,3 +380,35 @@ def test_inline_a_backlog_of_full_batches_runs_back_to_back():
     asyncio.run(scenario())
     batches = [i for i, entry in enumerate(log) if entry == "batch"]
     assert len(batches) == 4 and batches[:3] == list(range(batches[0], batches[0] + 3))  # no loop pass between
+
+
+class CountingDerive:
+    """A derived output (the input of each batch's first output, negated), counting its calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def __call__(self, outputs):
+        self.calls.append(len(outputs[0]))
+        return [-outputs[0]]
+
+
+def test_derived_outputs_are_computed_only_for_batches_holding_a_request_that_wants_them():
+    derive = CountingDerive()
+    batcher = make_batcher(RecordingRun(), workers=0, derive=derive)
+
+    async def scenario():
+        lean = await asyncio.gather(*(batcher.infer(rows(i, 3), timeout_s=5, derived=False) for i in range(2)))
+        # In one pass: 11 rows that do not want them, split over two batches, then 2 that do.
+        mixed = await asyncio.gather(
+            batcher.infer(rows(0, 11), timeout_s=5, derived=False), batcher.infer(rows(20, 2), timeout_s=5)
+        )
+        return lean, mixed
+
+    lean, (skips, wants) = asyncio.run(scenario())
+    assert derive.calls == [5]  # the lean 6-row and 8-row batches derived nothing
+    assert all(len(outputs) == 2 for outputs in lean)
+    doubled, plus_one, negated = wants
+    assert np.array_equal(doubled, rows(20, 2) * 2) and np.array_equal(negated, -(rows(20, 2) * 2))
+    # The lean request's chunks came from both kinds of batch: it gets the outputs both have.
+    assert len(skips) == 2 and np.array_equal(skips[0], rows(0, 11) * 2) and np.array_equal(skips[1], rows(0, 11) + 1)
