@@ -8,6 +8,7 @@ enforced while reading. Nothing here knows HTTP statuses: problems raise service
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
@@ -278,6 +279,7 @@ def _part_filename(body: bytes, start: int, end: int) -> tuple[str, bytes] | Non
     return filename.decode("utf-8", "replace"), body[head_end + 4 : end]
 
 
+@functools.lru_cache(maxsize=64)  # each request's parse names it for its messages; a few shapes repeat
 def _shape_text(latent_shape: tuple[int, ...]) -> str:
     return "[N, " + ", ".join(map(str, latent_shape)) + "]"
 
