@@ -196,10 +196,13 @@ def model_headers(model: LoadedModel) -> dict[str, str]:
     }
 
 
-@functools.lru_cache(maxsize=256)
-def _raw_headers(headers: tuple[tuple[str, str], ...], media_type: str) -> tuple[tuple[bytes, bytes], ...]:
-    pairs = (("content-type", media_type), *headers)
-    return tuple((key.lower().encode("latin-1"), value.encode("latin-1")) for key, value in pairs)
+def _raw_headers(model: LoadedModel, media_type: str) -> tuple[tuple[bytes, bytes], ...]:
+    headers = model.response_headers.get(media_type)
+    if headers is None:
+        pairs = (("content-type", media_type), *model_headers(model).items())
+        headers = tuple((key.lower().encode("latin-1"), value.encode("latin-1")) for key, value in pairs)
+        model.response_headers[media_type] = headers
+    return headers
 
 
 class ModelResponse(Response):
@@ -212,8 +215,7 @@ class ModelResponse(Response):
         self.status_code = 200
         self.background = None
         self.body = content
-        headers = _raw_headers(tuple(model_headers(model).items()), media_type)
-        self.raw_headers = [(b"content-length", str(len(content)).encode()), *headers]
+        self.raw_headers = [(b"content-length", b"%d" % len(content)), *_raw_headers(model, media_type)]
         for key, value in (extra or {}).items():
             self.raw_headers.append((key.lower().encode("latin-1"), value.encode("latin-1")))
 

@@ -192,6 +192,8 @@ class LoadedModel:
     extra_files: dict[str, Path] = field(default_factory=dict)  # verified files beside the graphs, by kind
     prior: StoredPrior | None = None  # the stored mixture (and class mixtures), when the card names one
     score_table: ScoreTable | None = None  # the test set's scores, for /score's percentiles
+    # A 200's encoded headers by media type, kept by service/outputs.py: built once per model.
+    response_headers: dict[str, tuple[tuple[bytes, bytes], ...]] = field(default_factory=dict, repr=False)
 
     @property
     def latent_dim(self) -> int:
