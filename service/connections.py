@@ -51,6 +51,10 @@ STATUS_LINES = {
     else f"HTTP/1.1 {status} \r\n".encode()
     for status in range(100, 600)
 }
+# Header names already checked, by the bytes the app sent -> lower case: a service sends the same
+# few names on every response, so each is checked once instead of once per response.
+CHECKED_NAMES: dict[bytes, bytes] = {}
+CHECKED_NAMES_LIMIT = 256
 READ_HIGH_WATER = 64 * 1024  # body bytes buffered for a route that has not read them before reading pauses
 # A smaller body is copied after the head into one buffer, uvloop's fastest write; a larger one goes
 # out beside it in one vectored write instead of being copied again.
@@ -224,12 +228,16 @@ class Cycle:
         parts = [STATUS_LINES[status], protocol.default_head()]
         length: int | None = None
         close = False
-        for name, value in headers:
-            if HEADER_NAME_RE.search(name):
-                raise RuntimeError("Invalid HTTP header name.")
-            if HEADER_VALUE_RE.search(value):
-                raise RuntimeError("Invalid HTTP header value.")
-            name = name.lower()
+        values = []
+        for sent, value in headers:
+            name = CHECKED_NAMES.get(sent)
+            if name is None:
+                if HEADER_NAME_RE.search(sent):
+                    raise RuntimeError("Invalid HTTP header name.")
+                name = sent.lower()
+                if len(CHECKED_NAMES) < CHECKED_NAMES_LIMIT:
+                    CHECKED_NAMES[sent] = name
+            values.append(value)
             if name == b"content-length" and length is None and not self.chunked:
                 length = int(value)
             elif name == b"transfer-encoding" and value.lower() == b"chunked" and length is None:
@@ -238,6 +246,8 @@ class Cycle:
                 self.keep_alive = False
                 close = True
             parts += (name, b": ", value, b"\r\n")
+        if HEADER_VALUE_RE.search(b"".join(values)):  # one search over every value: none may hold CR or LF
+            raise RuntimeError("Invalid HTTP header value.")
         if not self.keep_alive and not close:
             parts.append(b"connection: close\r\n")
         if length is not None:

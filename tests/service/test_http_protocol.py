@@ -181,7 +181,7 @@ def test_a_client_gone_mid_body_costs_nothing(live_server):
 
 async def streaming(scope, receive, send):
     """Answers in pieces without a length (chunked); /big: 8 MiB in one message; /fail: raises;
-    /silent: returns without answering."""
+    /silent: returns without answering; /inject-*: sends a header that would split the response."""
     if scope["type"] != "http":
         return
     await receive()
@@ -189,6 +189,12 @@ async def streaming(scope, receive, send):
     if path == "/fail":
         raise RuntimeError("a route's bug")
     if path == "/silent":
+        return
+    if path.startswith("/inject-"):
+        bad = {"/inject-value": (b"x-note", b"ok\r\nset-cookie: stolen"), "/inject-name": (b"x-a\r\nx-b", b"1")}[path]
+        headers = [(b"content-length", b"2"), (b"X-Fine", b"yes"), bad]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"no"})
         return
     if path == "/big":
         body = bytes(range(256)) * (32 * 1024)
@@ -234,6 +240,16 @@ def test_a_response_without_a_length_is_sent_in_chunks(small_server):
         for _ in range(2):  # and the connection is ready for the next request
             _, headers, body = read_response(sock, buffer)
             assert headers[b"transfer-encoding"] == b"chunked" and body == b"one two three"
+
+
+@pytest.mark.parametrize("path", ["/inject-value", "/inject-name", "/inject-value"])  # twice: names are cached
+def test_a_header_that_would_split_the_response_closes_the_connection_unsent(small_server, path):
+    with connect(small_server) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    assert b"stolen" not in received and b"x-b" not in received and b"HTTP/1.1 200" not in received
 
 
 def test_a_large_response_arrives_whole(small_server):
