@@ -156,9 +156,10 @@ class GraphBatcher:
             self.refuse_if_full(rows)
             self._queue.append(request)
             self.queued_rows += rows
-            self._cond.notify()
-            if self.queued_rows >= self.parallel_min_rows and len(self._threads) > 1:
-                self._spill.notify()
+            if self._threads:  # workers=0: no thread waits (Condition.notify is Python code)
+                self._cond.notify()
+                if self.queued_rows >= self.parallel_min_rows and len(self._threads) > 1:
+                    self._spill.notify()
         if not self._threads:
             if self._flush is None:
                 self._flush = self._schedule(loop)

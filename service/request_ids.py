@@ -37,8 +37,13 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = next((value for key, value in scope["headers"] if key == HEADER), None)
-        raw = given if given is not None and SANE.match(given) else new_request_id()
+        raw = None
+        for key, value in scope["headers"]:  # a loop, not next(generator): this runs on every request
+            if key == HEADER:
+                raw = value if SANE.match(value) else None
+                break
+        if raw is None:
+            raw = new_request_id()
         request_id = raw.decode("ascii")
         scope.setdefault("state", {})["request_id"] = request_id
         token = REQUEST_ID.set(request_id)
