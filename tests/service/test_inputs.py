@@ -1,5 +1,5 @@
-"""service/inputs.py: the JSON latents fast path agrees with latents_array (or refuses), and
-latents of any shape are checked against the model's latent shape."""
+"""service/inputs.py: the JSON latents fast path (simdjson) agrees with latents_array (or refuses),
+and latents of any shape are checked against the model's latent shape."""
 
 from __future__ import annotations
 
@@ -15,11 +15,10 @@ from service.inputs import (
     FLOAT32_MAX,
     MAX_FORM_FIELDS,
     Upload,
-    holds_only_numbers,
+    json_latents,
     latents_array,
     parse_latents,
     split_multipart,
-    well_formed_latents,
 )
 
 NAN, INF = float("nan"), float("inf")
@@ -43,6 +42,13 @@ CASES = [
     [[1.0, 2.0], [3.0, 4.0]],
     [[0.5] * 4, [0.5] * 3],
     [[0.5] * 4] * 9,
+    [[0.5] * 4] * 9 + [[0.5, 0.5, 0.5, [0.5]]],
+    [[0.5, 0.5, 0.5, [0.5]]] * 2,
+    [[0.5] * 4, 0.5],
+    [0.5, 0.5, [0.5], 0.5],
+    [[-0.0, 0, 2**53 + 1, 18446744073709551615]],
+    [[2**64, 0, 0, 0]],
+    [[1e-46, 5e-324, 1e38, -3.4028235e38]],
     [],
     [[]],
     "latents",
@@ -52,21 +58,38 @@ CASES = [
 
 @pytest.mark.parametrize("raw", CASES, ids=range(len(CASES)))
 def test_the_json_fast_path_agrees_with_latents_array(raw):
-    fast = well_formed_latents(raw, latent_dim=4, max_rows=8)
+    fast = json_latents(json.dumps({"latents": raw}).encode(), latent_dim=4, max_rows=8)
     try:
         general = latents_array(raw, latent_shape=(4,), max_rows=8)
     except (ServiceError, ValueError, TypeError):
         general = None
     if fast is None:
-        return  # read_latents then calls latents_array, which accepts or explains
+        return  # parse_latents then calls latents_array, which accepts or explains
     assert general is not None, "the fast path accepted what latents_array refuses"
     assert fast.dtype == np.float32 and general.dtype == np.float32
     assert np.array_equal(fast, general)
 
 
 def test_the_fast_path_takes_the_common_shapes():
-    assert well_formed_latents([0.1] * 32, 32, 1024).shape == (1, 32)
-    assert well_formed_latents([[0.1] * 32] * 16, 32, 1024).shape == (16, 32)
+    assert json_latents(json.dumps({"latents": [0.1] * 32}).encode(), 32, 1024).shape == (1, 32)
+    assert json_latents(json.dumps({"latents": [[0.1] * 32] * 16}, indent=2).encode(), 32, 1024).shape == (16, 32)
+
+
+def test_the_fast_path_leaves_anything_else_to_the_general_one():
+    rows = [[0.25, -1.0, 2e-3, 3.5e2]] * 12
+    for body in (
+        json.dumps({"latents": rows, "seed": 1}),  # another key: the general path reads it
+        '{"latents": [[1, 2, 3, 4]], "latents": [[5, 6, 7, 8]]}',
+        '{"latents": [[1, 2, 3, NaN]]}',
+        '{"latents": [[1, 2, 3, 4]]} trailing',
+        '{"latents": [[1, 2, 3, 4e400]]}',
+        '{"latents": [[1, 2, 3, 4]]',
+        "[[1, 2, 3, 4]]",
+        json.dumps({"latents": [[0.25] * 4] * 17}),  # over max_rows
+    ):
+        assert json_latents(body.encode(), 4, 16) is None, body
+    for value in (True, False, None, "x"):
+        assert json_latents(json.dumps({"latents": [*rows, [value] * 4]}).encode(), 4, 16) is None
 
 
 def test_a_spatial_latent_is_accepted_whole_or_as_flat_vectors_when_the_card_allows():
@@ -93,8 +116,8 @@ ROWS = [case for case in CASES if type(case) is list and case and type(case[0]) 
 
 
 @pytest.mark.parametrize("row", ROWS, ids=range(len(ROWS)))
-def test_many_rows_go_through_numpy_and_agree_with_latents_array(row):
-    raw = [row] * 12  # above PYTHON_CHECKED_ROWS: numpy converts a body of only numbers at once
+def test_many_rows_parsed_agree_with_latents_array(row):
+    raw = [row] * 12
     try:
         general = latents_array(raw, latent_shape=(4,), max_rows=16)
     except (ServiceError, ValueError, TypeError):
@@ -106,24 +129,6 @@ def test_many_rows_go_through_numpy_and_agree_with_latents_array(row):
     assert (parsed is None) == (general is None)
     if parsed is not None:
         assert parsed.dtype == np.float32 and np.array_equal(parsed, general)
-
-
-def test_the_numpy_path_takes_only_well_formed_numbers():
-    rows = [[0.25, -1.0, 2.0, 3.5]] * 12
-    body = json.dumps({"latents": rows}).encode()
-    assert np.array_equal(well_formed_latents(rows, 4, 16, body), np.array(rows, dtype=np.float32))
-    for bad in ([[0.25] * 4] * 11 + [[0.25] * 3], [[1e39] * 4] * 12, [[10**400] * 4] * 12, [[0.25] * 4] * 17):
-        assert well_formed_latents(bad, 4, 16, json.dumps({"latents": bad}).encode()) is None
-
-
-def test_only_a_body_of_numbers_and_its_key_counts_as_numbers_only():
-    rows = [[0.25, -1.0, 2e-3, 3.5e2]] * 12
-    assert holds_only_numbers(json.dumps({"latents": rows}).encode())
-    assert holds_only_numbers(json.dumps({"latents": rows}, indent=2).encode())
-    for value in (True, False, None, "x"):
-        assert not holds_only_numbers(json.dumps({"latents": [*rows, [value] * 4]}).encode())
-    assert not holds_only_numbers(json.dumps({"latents": rows, "seed": 1}).encode())
-    assert not holds_only_numbers(b'{"latents": [[1, 2, 3, 4]], NaN}')
 
 
 # --- multipart ------------------------------------------------------------------------------
