@@ -108,6 +108,17 @@ def _png_head(height: int, width: int, channels: int) -> bytes:
 PNG_IEND = _png_chunk(b"IEND", b"")
 
 
+@functools.lru_cache(maxsize=64)
+def _stored_png_parts(height: int, width: int, channels: int) -> tuple[bytes, int]:
+    """For an image stored uncompressed (one deflate block): every byte before its scanlines (head,
+    IDAT length and tag, zlib and block headers) and the IDAT CRC of those headers, which depend
+    on the shape alone."""
+    size = height * (width * channels + 1)
+    headers = zlib_stored(bytes(size))[:7]  # zlib header, then the one stored block's header
+    prefix = _png_head(height, width, channels) + struct.pack(">I", size + 11) + b"IDAT" + headers
+    return prefix, zlib.crc32(b"IDAT" + headers)
+
+
 def png_bytes(pixels: np.ndarray) -> bytes:
     """One 8-bit [H, W] grayscale or [H, W, 3] RGB array -> PNG bytes. Written directly: far less
     per-image overhead than Pillow, which matters for many small images per second."""
@@ -118,9 +129,12 @@ def png_bytes(pixels: np.ndarray) -> bytes:
     rows[:, 1:] = pixels.reshape(height, width * channels)
     scanlines = rows.tobytes()
     if len(scanlines) < PNG_STORE_BELOW:
-        idat = zlib_stored(scanlines)
-    else:
-        idat = zlib.compress(scanlines, PNG_COMPRESS_LEVEL)
+        # What zlib_stored and _png_chunk would write, with the shape's constant parts made once.
+        prefix, crc = _stored_png_parts(height, width, channels)
+        adler = struct.pack(">I", zlib.adler32(scanlines))
+        crc = zlib.crc32(adler, zlib.crc32(scanlines, crc))
+        return b"".join((prefix, scanlines, adler, struct.pack(">I", crc), PNG_IEND))
+    idat = zlib.compress(scanlines, PNG_COMPRESS_LEVEL)
     return b"".join((_png_head(height, width, channels), _png_chunk(b"IDAT", idat), PNG_IEND))
 
 

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from service.inputs import FLOAT32_MAX
-from service.outputs import grid, json_bytes, npy_bytes, png_bytes, png_grid_bytes, zlib_stored
+from service.outputs import _png_chunk, _png_head, grid, json_bytes, npy_bytes, png_bytes, png_grid_bytes, zlib_stored
 
 
 @pytest.mark.parametrize("size", [0, 1, 812, 4095, 65535, 65536, 200_000])
@@ -32,6 +32,21 @@ def test_png_bytes_round_trip_through_pillow(shape):
     image = Image.open(io.BytesIO(png_bytes(pixels)))
     assert image.mode == "L" and image.size == (shape[1], shape[0])
     assert np.array_equal(np.asarray(image), pixels)
+
+
+@pytest.mark.parametrize("shape", [(28, 28), (1, 1), (1, 300), (20, 20, 3), (36, 36, 3), (37, 37, 3)])
+def test_a_stored_png_is_byte_for_byte_its_chunks_written_in_full(shape):
+    """png_bytes writes a small image's shape-dependent bytes from a cache: the same bytes as the
+    stored zlib stream in an IDAT chunk written from scratch."""
+    pixels = np.random.default_rng(1).integers(0, 256, shape).astype(np.uint8)
+    height, width = shape[:2]
+    channels = shape[2] if len(shape) == 3 else 1
+    rows = np.zeros((height, width * channels + 1), dtype=np.uint8)
+    rows[:, 1:] = pixels.reshape(height, -1)
+    whole = (
+        _png_head(height, width, channels) + _png_chunk(b"IDAT", zlib_stored(rows.tobytes())) + _png_chunk(b"IEND", b"")
+    )
+    assert png_bytes(pixels) == whole
 
 
 NAN, INF = float("nan"), float("inf")
