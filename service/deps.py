@@ -5,6 +5,7 @@ which costs more than they do."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 import numpy as np
@@ -15,7 +16,7 @@ from pydantic import BaseModel
 
 from service.errors import InvalidRequest, NotReady
 from service.inference import Engine
-from service.inputs import ModelName, Upload, read_latents, read_uploads
+from service.inputs import ModelName, Upload, json_rows_at_least, read_latents, read_uploads
 from service.registry import LoadedModel
 from service.routing import SEEN_LIMIT
 from service.state import ServiceState
@@ -59,12 +60,25 @@ async def get_uploads(request: Request, service: ServiceDep, model: ModelDep) ->
 UploadsDep = Annotated[list[Upload], Depends(get_uploads)]
 
 
+def admit_latents(engine: Engine, model: LoadedModel, body: bytes, media_type: str) -> None:
+    """Between reading a latents body and parsing it: QueueFull for a JSON body the decoder's queue
+    could not take, judged from its brackets, and only while some allowed request could be refused.
+    Under overload a many-row refusal then costs a scan of its bytes, not its parse."""
+    if media_type == "application/json" and engine.could_refuse(model, "decoder", model.limits.max_sample_n):
+        engine.refuse_if_full(model, "decoder", json_rows_at_least(body, model.latent_shape))
+
+
 async def get_latents(request: Request, service: ServiceDep, model: ModelDep) -> np.ndarray:
     settings = service.settings
     assert service.engine is not None
     service.engine.refuse_if_full(model, "decoder")  # as get_uploads: refuse before parsing
     return await read_latents(
-        request, model.latent_shape, settings.max_json_bytes, model.limits.max_sample_n, model.accepts_flat_latents
+        request,
+        model.latent_shape,
+        settings.max_json_bytes,
+        model.limits.max_sample_n,
+        model.accepts_flat_latents,
+        partial(admit_latents, service.engine, model),
     )
 
 

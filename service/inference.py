@@ -178,9 +178,14 @@ class Engine:
         for batcher in model.batchers.values():
             batcher.stop(self.settings.shutdown_timeout_s)
 
-    def refuse_if_full(self, model: LoadedModel, graph: str) -> None:
+    def refuse_if_full(self, model: LoadedModel, graph: str, rows: int = 1) -> None:
         """QueueFull now if `graph`'s queue is full: routes ask before parsing a body it could not take."""
-        model.batchers[graph].refuse_if_full()
+        model.batchers[graph].refuse_if_full(rows)
+
+    def could_refuse(self, model: LoadedModel, graph: str, rows: int) -> bool:
+        """Whether `graph`'s queue would refuse `rows` more rows now."""
+        batcher = model.batchers[graph]
+        return batcher.queued_rows + rows > batcher.max_queue_rows
 
     async def encode(self, model: LoadedModel, images: np.ndarray) -> Encoded:
         mu, logvar = await model.batchers["encoder"].infer(images, self.timeout_s)

@@ -12,6 +12,7 @@ import functools
 import io
 import json
 import math
+from collections.abc import Callable
 from typing import Annotated, Literal, NamedTuple
 
 import numpy as np
@@ -314,7 +315,7 @@ def json_latents(body: bytes, latent_dim: int, max_rows: int) -> np.ndarray | No
         elif len(rows) != latent_dim:  # else one latent without the batch axis
             return None
         # as_buffer flattens nested lists; the one key holds no bracket, so one per row means none.
-        if body.count(b"[") != (count + 1 if nested else 1):
+        if np.count_nonzero(np.frombuffer(body, np.uint8) == ord("[")) != (count + 1 if nested else 1):
             return None
         flat = np.frombuffer(rows.as_buffer(of_type="d"), dtype=np.float64)  # refuses true, null, strings
     except (ValueError, TypeError, KeyError, RuntimeError):  # invalid JSON, NaN, 1e400, ints beyond 64 bits
@@ -391,13 +392,30 @@ def parse_latents(
 
 
 async def read_latents(
-    request: Request, latent_shape: tuple[int, ...], max_bytes: int, max_rows: int, accepts_flat: bool = True
+    request: Request,
+    latent_shape: tuple[int, ...],
+    max_bytes: int,
+    max_rows: int,
+    accepts_flat: bool = True,
+    admit: Callable[[bytes, str], None] | None = None,
 ) -> np.ndarray:
+    """`admit(body, media_type)`, when given, runs between reading the body and parsing it."""
     media_type = media_type_of(request)
     if media_type not in ("application/json", "application/x-npy", "application/octet-stream"):
         raise UnsupportedMediaType(f"Content-Type {media_type or '(none)'} is not accepted; send {LATENT_TYPES}")
     body = await read_body(request, max_bytes, "VAE_MAX_JSON_BYTES")
+    if admit is not None:
+        admit(body, media_type)
     return parse_latents(body, media_type, latent_shape, max_rows, accepts_flat)
+
+
+def json_rows_at_least(body: bytes, latent_shape: tuple[int, ...]) -> int:
+    """The fewest latent rows a JSON latents body can hold, from its brackets alone (a JSON
+    number holds none): a bound cheap enough to refuse, before parsing, what a queue cannot take.
+    The body around the list adds none; one row adds at most 1 + d1 + d1*d2 + ... (fully nested)."""
+    brackets = int(np.count_nonzero(np.frombuffer(body, np.uint8) == ord("[")))
+    per_row = sum(math.prod(latent_shape[:depth]) for depth in range(len(latent_shape)))
+    return max(1, (brackets - 1) // per_row)  # the outer list of a batch adds one
 
 
 def parse_model_inputs(body: bytes, image_shape: tuple[int, int, int], max_images: int) -> np.ndarray:

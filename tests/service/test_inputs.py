@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 
 import httpx
 import numpy as np
@@ -16,6 +17,7 @@ from service.inputs import (
     MAX_FORM_FIELDS,
     Upload,
     json_latents,
+    json_rows_at_least,
     latents_array,
     parse_latents,
     split_multipart,
@@ -99,6 +101,23 @@ def test_a_spatial_latent_is_accepted_whole_or_as_flat_vectors_when_the_card_all
     assert np.array_equal(latents_array(z.reshape(2, -1), (4, 3, 2), 8), z)
     with pytest.raises(InvalidRequest, match=r"expected \[N, 4, 3, 2\]"):
         latents_array(z.reshape(2, -1), (4, 3, 2), 8, accepts_flat=False)
+
+
+@pytest.mark.parametrize("latent_shape", [(4,), (4, 3, 2)])
+@pytest.mark.parametrize("rows", [1, 2, 7])
+def test_the_row_bound_from_brackets_is_exact_for_rows_and_never_above_them(latent_shape, rows):
+    z = np.zeros((rows, *latent_shape)).tolist()
+    bodies = {  # what parse_latents takes for each, and the bound the brackets give
+        "nested": (json.dumps({"latents": z}), rows),
+        "flat vectors": (json.dumps({"latents": np.zeros((rows, math.prod(latent_shape))).tolist()}), None),
+        "one latent without N": (json.dumps({"latents": z[0]}), 1),
+    }
+    for name, (body, exact) in bodies.items():
+        bound = json_rows_at_least(body.encode(), latent_shape)
+        parsed = rows if name != "one latent without N" else 1
+        assert 1 <= bound <= parsed, name
+        if exact is not None:
+            assert bound == exact, name
 
 
 @pytest.mark.parametrize("shape", [(2, 31), (2, 4, 3, 3), (33,)])

@@ -121,6 +121,22 @@ def test_a_full_queue_refuses_before_parsing_the_body(slow_engine):
         )
 
 
+def test_a_nearly_full_queue_refuses_a_many_row_body_from_its_brackets_before_parsing_it(slow_engine):
+    json_type = {"content-type": "application/json"}
+    with slow_engine.client() as http, ThreadPoolExecutor(1) as pool:
+        filling = pool.submit(http.post, "/sample", params={"n": 40, "format": "npy"})
+        time.sleep(0.2)  # 40 of the queue's 64 rows are taken: 32 more cannot fit, 1 more can
+        # Not numbers: a 422 would mean the 32 rows were parsed before the queue was asked.
+        many = b'{"latents": [' + b",".join([b"[x]"] * 32) + b"]}"
+        rejected = http.post("/decode", content=many, headers=json_type)
+        assert rejected.status_code == 429, rejected.text
+        error = rejected.json()["error"]
+        assert error["code"] == "queue_full" and error["details"] == {"queued_rows": 40, "max_queue_rows": 64}
+        one = http.post("/decode", content=b'{"latents": [[x]]}', headers=json_type)
+        assert one.status_code == 422, one.text  # it fits, so it is parsed and explained
+        filling.result()
+
+
 def test_a_request_past_its_deadline_answers_504(slow_engine):
     with slow_engine.client() as http:
         started = time.perf_counter()
