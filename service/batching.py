@@ -104,7 +104,7 @@ class GraphBatcher:
         self.observer = observer
         self.queued_rows = 0  # rows admitted but not yet handed to a batch
         self._queue: deque[_Request] = deque()
-        lock = threading.Lock()
+        self._lock = lock = threading.Lock()  # held with `with self._lock`: Condition.__enter__ is Python code
         self._cond = threading.Condition(lock)  # the first worker waits here for any work
         self._spill = threading.Condition(lock)  # the others wait here for a backlog
         self._stopping = False
@@ -125,7 +125,7 @@ class GraphBatcher:
     def stop(self, timeout_s: float | None = None) -> None:
         """Stop accepting, finish everything queued, then join the workers (blocking; with
         workers=0, call it off the event loop, which drains the queue meanwhile)."""
-        with self._cond:
+        with self._lock:
             self._stopping = True
             self._cond.notify_all()
             self._spill.notify_all()
@@ -150,7 +150,7 @@ class GraphBatcher:
         loop = asyncio.get_running_loop()
         request = _Request(array, derived, loop.create_future(), loop)
         rows = request.rows
-        with self._cond:
+        with self._lock:
             if self._stopping:
                 raise ShuttingDown("the service is shutting down; retry on another instance")
             self.refuse_if_full(rows)
@@ -181,7 +181,7 @@ class GraphBatcher:
 
     def _withdraw(self, request: _Request) -> None:
         """Drop a request's rows not yet started, so a timed-out request frees its queue space."""
-        with self._cond:
+        with self._lock:
             request.cancelled = True
             if request.taken < request.rows:
                 try:
@@ -203,7 +203,7 @@ class GraphBatcher:
         self._flush = None
         started = time.perf_counter()
         while True:
-            with self._cond:
+            with self._lock:
                 parts = self._take_parts() if self._queue and self._remaining_delay() <= 0 else []
             if not parts:  # nothing due, or only requests withdrawn meanwhile (_take_parts drops them)
                 break
@@ -263,7 +263,7 @@ class GraphBatcher:
 
     def _work(self, worker: int) -> None:
         while True:
-            with self._cond:
+            with self._lock:
                 parts = self._take_batch(worker)
             if parts is None:
                 return
