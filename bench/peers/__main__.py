@@ -95,7 +95,8 @@ def markdown(run: Run, cells: list[compare.Cell]) -> str:
             compare.glance_table(cells, launch.OURS, peers),
             "",
             "**Against the compute ceiling** (onnxruntime in-process on the servers' core, the service's own "
-            "session options, same batch, taken before each round with every server paused)",
+            "session options, same batch, taken just before and after each of our turns with every server paused; "
+            "each turn against the mean of its two)",
             "",
             compare.ceiling_table(cells, launch.OURS),
             "",
@@ -127,7 +128,8 @@ def raw(run: Run, cells: list[compare.Cell]) -> dict:
                 "p99_ms": c.merged.percentile_ms(99),
                 "errors": c.merged.errors,
                 "server_cpu_percent_turns": c.cpu_percent,
-                "ceiling_images_per_s_rounds": c.ceilings,
+                "ceiling_images_per_s_around_turns": c.ceilings,
+                "of_ceiling_turns": c.of_ceiling,
             }
             for c in cells
         ],

@@ -45,7 +45,9 @@ class Cell:
     concurrency: int
     turns: list[LoadResult] = field(default_factory=list)
     cpu_percent: list[float] = field(default_factory=list)  # the server's process tree, % of one core, per turn
-    ceilings: list[float] = field(default_factory=list)  # in-process images/s before each round (batched scenarios)
+    # In-process images/s around each turn (batched scenarios, ours only): the mean of the ceiling
+    # taken just before the turn and the one just after, so each turn meets the host it ran on.
+    ceilings: list[float] = field(default_factory=list)
 
     @property
     def requests_per_s(self) -> float:
@@ -55,6 +57,11 @@ class Cell:
     @property
     def images_per_s(self) -> float:
         return _median([t.images_per_s for t in self.turns])
+
+    @property
+    def of_ceiling(self) -> list[float]:
+        """Per turn: images/s over the ceiling around that turn."""
+        return [ratio(t.images_per_s, c) for t, c in zip(self.turns, self.ceilings, strict=False)]
 
     @property
     def merged(self) -> LoadResult:
@@ -108,7 +115,8 @@ def measure(
     """`servers`: (name, scenario key -> (Running, target)) for each server, all suspended on entry.
     Each turn resumes the one deployment that answers, runs the closed loop and suspends it again.
     `ceiling(rows)`: onnxruntime's in-process images/s at that batch on the servers' core, taken
-    before each round of a many-latent scenario, while every server is paused."""
+    just before and just after each of the first server's turns in a many-latent scenario, while
+    every server is paused."""
     cells = []
     for scenario in scenarios:
         for c in concurrency:
@@ -118,11 +126,14 @@ def measure(
                 load = latents(running.port, target, latent_dim, scenario.rows, name=f"{name} {scenario.key}")
                 row.append((Cell(name, scenario.key, c), running, load))
             for round_index in range(rounds):
-                if ceiling is not None and scenario.rows > 1:
-                    row[0][0].ceilings.append(ceiling(scenario.rows))  # on the first server's cell: this service
                 order = row if round_index % 2 == 0 else list(reversed(row))
                 for cell, running, load in order:
+                    # Around the first server's turns (this service's): the host moves within a round.
+                    bracket = ceiling is not None and scenario.rows > 1 and cell is row[0][0]
+                    before = ceiling(scenario.rows) if ceiling is not None and bracket else math.nan
                     _turn(cell, running, load, c, slice_s, warmup_s)
+                    if ceiling is not None and bracket:
+                        cell.ceilings.append((before + ceiling(scenario.rows)) / 2)
             for cell, _, _ in row:
                 print(
                     f"  {scenario.key:9s} c={c:<3d} {cell.server:16s} {cell.requests_per_s:9.1f} req/s "
@@ -209,19 +220,20 @@ def full_table(cells: Sequence[Cell], ours: str, scenarios=SCENARIOS) -> str:
 
 
 def ceiling_table(cells: Sequence[Cell], ours: str) -> str:
-    """Our many-latent cells against onnxruntime in-process at the same batch, measured between
-    their own rounds (mean of those ceilings)."""
+    """Our many-latent cells against onnxruntime in-process at the same batch, each turn against the
+    ceiling measured around it; the median over the turns."""
     lines = [
-        "| scenario | c | this service images/s | in-process images/s (per round) | of ceiling |",
-        "|---|--:|--:|---|--:|",
+        "| scenario | c | this service images/s | in-process images/s around each turn | each turn of its ceiling "
+        "| of ceiling (median) |",
+        "|---|--:|--:|---|---|--:|",
     ]
     for cell in cells:
         if cell.server != ours or not cell.ceilings:
             continue
-        mean = statistics.fmean(cell.ceilings)
-        rounds = " / ".join(_number(v) for v in cell.ceilings)
+        ceilings = " / ".join(_number(v) for v in cell.ceilings)
+        turns = " / ".join(f"{v:.0%}" for v in cell.of_ceiling)
         lines.append(
-            f"| {cell.scenario} | {cell.concurrency} | {_number(cell.images_per_s)} | {_number(mean)} ({rounds}) "
-            f"| {ratio(cell.images_per_s, mean):.0%} |"
+            f"| {cell.scenario} | {cell.concurrency} | {_number(cell.images_per_s)} | {ceilings} | {turns} "
+            f"| {_median(cell.of_ceiling):.0%} |"
         )
     return "\n".join(lines)

@@ -125,34 +125,49 @@ def test_the_full_table_has_one_row_per_cell_with_its_turns_errors_and_ratio():
     assert "500: 4" in rows[1] and rows[1].endswith("| 3.17x |")
 
 
-def test_the_ceiling_table_sets_ours_against_the_mean_of_the_ceilings_of_its_own_rounds():
-    batch = _cell("this service", "batch256", 32, [40.0, 38.0, 39.0])
-    batch.ceilings = [10_000.0, 11_000.0, 12_000.0]
+def test_the_ceiling_table_sets_each_of_our_turns_against_the_ceiling_around_it():
+    batch = _cell("this service", "batch256", 32, [40.0, 38.0, 39.0])  # 10,240 / 9,728 / 9,984 images/s
+    batch.ceilings = [10_000.0, 12_000.0, 11_000.0]
     peer = _cell("LitServe", "batch256", 32, [30.0] * 3)
     peer.ceilings = [1.0]  # only our cells are compared with the ceiling
     rows = compare.ceiling_table([batch, peer, _cell("this service", "npy", 32, [900.0])], "this service")
     rows = rows.splitlines()[2:]
-    assert rows == ["| batch256 | 32 | 9,984 | 11,000 (10,000 / 11,000 / 12,000) | 91% |"]
+    assert rows == ["| batch256 | 32 | 9,984 | 10,000 / 12,000 / 11,000 | 102% / 81% / 91% | 91% |"]
 
 
-def test_measure_takes_the_ceiling_before_each_round_of_a_batched_scenario_only(monkeypatch):
-    taken: list[int] = []
-    monkeypatch.setattr(compare, "_turn", lambda cell, *args: cell.turns.append(_turn(10.0, cell_rows(cell))))
+def test_measure_takes_the_ceiling_just_before_and_after_each_of_our_batched_turns_only(monkeypatch):
+    events: list[str] = []
 
-    def cell_rows(cell):
-        return SCENARIOS[cell.scenario].rows
+    def turn(cell, *args):
+        events.append(f"turn {cell.server}")
+        cell.turns.append(_turn(10.0, SCENARIOS[cell.scenario].rows))
+
+    monkeypatch.setattr(compare, "_turn", turn)
+    readings = iter([4_000.0, 6_000.0, 5_000.0, 7_000.0])
+
+    def ceiling(rows):
+        events.append(f"ceiling {rows}")
+        return next(readings)
 
     routes = {key: (type("R", (), {"port": 1})(), "/x") for key in SCENARIOS}
     cells = compare.measure(
-        [("this service", routes), ("LitServe", routes)],
-        32,
-        concurrency=[32],
-        rounds=3,
-        ceiling=lambda rows: taken.append(rows) or 5_000.0,
+        [("this service", routes), ("LitServe", routes)], 32, concurrency=[32], rounds=2, ceiling=ceiling
     )
-    assert taken == [256, 256, 256]
+    batched = events[events.index("ceiling 256") :]  # batch256 is the last scenario
+    # Round one: ours first, bracketed; round two: the peer first, then ours, bracketed.
+    assert batched == [
+        "ceiling 256",
+        "turn this service",
+        "ceiling 256",
+        "turn LitServe",
+        "turn LitServe",
+        "ceiling 256",
+        "turn this service",
+        "ceiling 256",
+    ]
     ours = next(c for c in cells if c.server == "this service" and c.scenario == "batch256")
-    assert ours.ceilings == [5_000.0] * 3 and all(not c.ceilings for c in cells if c is not ours)
+    assert ours.ceilings == [5_000.0, 6_000.0] and all(not c.ceilings for c in cells if c is not ours)
+    assert ours.of_ceiling == [2560 / 5_000, 2560 / 6_000]
 
 
 def _body(request: bytes) -> bytes:
