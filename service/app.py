@@ -65,6 +65,9 @@ class ServiceApp(FastAPI):
     service's middlewares to their handlers, everything else through FastAPI's whole stack."""
 
     data_plane: DataPlane
+    # Also app.state.service; routes read this one, since Starlette's State finds its attributes
+    # only after a failed lookup, which costs more than most of a dependency.
+    service: ServiceState
     data_plane_paths: tuple[str, ...] = DATA_PLANE_PATHS  # () serves every route through FastAPI (tests compare)
 
     def build_middleware_stack(self) -> ASGIApp:
@@ -130,7 +133,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         # Metrics are Prometheus (GET /metrics); FastAPI's OpenTelemetry hooks cost per request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    app.state.service = service
+    app.state.service = app.service = service
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     if settings.api_keys is not None:

@@ -23,7 +23,7 @@ from service.state import ServiceState
 
 
 async def get_service(request: Request) -> ServiceState:
-    service: ServiceState = request.app.state.service
+    service: ServiceState = request.app.service
     if service.engine is None or service.registry is None:
         raise NotReady("models are still loading; retry shortly")
     return service

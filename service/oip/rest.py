@@ -72,7 +72,7 @@ async def server_live() -> Response:
 
 @router.get("/health/ready", summary="Server readiness: every model loaded and warmed up")
 async def server_ready(request: Request) -> Response:
-    service: ServiceState = request.app.state.service
+    service: ServiceState = request.app.service
     ready = service.ready and not service.shutting_down
     return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 

@@ -33,7 +33,7 @@ async def ping() -> Response:
     summary="Readiness: models loaded and warmed up",
 )
 async def ready(request: Request) -> Ready:
-    service: ServiceState = request.app.state.service
+    service: ServiceState = request.app.service
     if service.shutting_down:
         raise errors.ShuttingDown("the service is shutting down; finishing queued work")
     if not service.ready or service.registry is None:
@@ -43,5 +43,5 @@ async def ready(request: Request) -> Ready:
 
 @router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
 async def metrics(request: Request) -> Response:
-    service: ServiceState = request.app.state.service
+    service: ServiceState = request.app.service
     return Response(service.metrics.render(), media_type=CONTENT_TYPE_LATEST)
