@@ -176,7 +176,12 @@ def header_value(request: Request, name: bytes) -> bytes | None:
 
 def media_type_of(request: Request) -> str:
     value = header_value(request, b"content-type")
-    return "" if value is None else value.decode("latin-1").split(";", 1)[0].strip().lower()
+    return "" if value is None else _media_type(value)
+
+
+@functools.lru_cache(maxsize=256)  # clients send a few values over and over
+def _media_type(value: bytes) -> str:
+    return value.decode("latin-1").split(";", 1)[0].strip().lower()
 
 
 async def read_body(request: Request, limit: int, setting: str) -> bytes:
