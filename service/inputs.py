@@ -43,6 +43,7 @@ RAW_IMAGE_TYPES = frozenset(
 )
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 FLOAT32_MAX_SQUARED = FLOAT32_MAX * FLOAT32_MAX  # finite in float64
+DOT_CHECK_LIMIT = 4096  # numbers; OpenBLAS computes a dot this short on the calling thread
 
 
 # --- query parameters ----------------------------------------------------------------------
@@ -331,9 +332,10 @@ def json_latents(body: bytes, latent_dim: int, max_rows: int) -> np.ndarray | No
         flat = np.frombuffer(rows.as_buffer(of_type="d"), dtype=np.float64)  # refuses true, null, strings
     except (ValueError, TypeError, KeyError, RuntimeError):  # invalid JSON, NaN, 1e400, ints beyond 64 bits
         return None
-    # Each |v| is at most the vector's norm: one dot product clears nearly every body at once; only
-    # a huge one takes the exact bounds of latents_array (NaN and inf never reach here).
-    if not flat.dot(flat) <= FLOAT32_MAX_SQUARED and not (-FLOAT32_MAX <= flat.min() and flat.max() <= FLOAT32_MAX):
+    # Each |v| is at most the vector's norm, so one dot product clears a small body at once. A large
+    # one (BLAS may thread its dot) or one with a huge value takes latents_array's exact bounds.
+    cleared = flat.size <= DOT_CHECK_LIMIT and flat.dot(flat) <= FLOAT32_MAX_SQUARED
+    if not cleared and not (-FLOAT32_MAX <= flat.min() and flat.max() <= FLOAT32_MAX):
         return None
     return flat.astype(np.float32).reshape(count, latent_dim)
 
@@ -425,7 +427,8 @@ async def read_latents(
 def json_rows_at_least(body: bytes, latent_shape: tuple[int, ...]) -> int:
     """The fewest latent rows a JSON latents body can hold, from its brackets alone (a JSON
     number holds none): a bound cheap enough to refuse, before parsing, what a queue cannot take.
-    The body around the list adds none; one row adds at most 1 + d1 + d1*d2 + ... (fully nested)."""
+    One row adds at most 1 + d1 + d1*d2 + ... brackets (fully nested). A body with more than the
+    latents (other keys, strings) may count more; it is refused either way, 429 or 422."""
     brackets = _brackets(body)
     per_row = sum(math.prod(latent_shape[:depth]) for depth in range(len(latent_shape)))
     return max(1, (brackets - 1) // per_row)  # the outer list of a batch adds one

@@ -77,6 +77,20 @@ def test_the_fast_path_takes_the_common_shapes():
     assert json_latents(json.dumps({"latents": [[0.1] * 32] * 16}, indent=2).encode(), 32, 1024).shape == (16, 32)
 
 
+@pytest.mark.parametrize("rows", [1, 200])  # 32 numbers, within the dot-product check; 6,400, beyond it
+def test_the_fast_path_bounds_values_exactly_at_float32s_edge_whatever_the_body_size(rows):
+    def body(value: float) -> bytes:
+        z = np.zeros((rows, 32))
+        z[-1, -1], z[0, 0] = value, -FLOAT32_MAX
+        return json.dumps({"latents": z.tolist()}).encode()
+
+    at_edge = json_latents(body(FLOAT32_MAX), 32, 256)
+    assert at_edge is not None and at_edge[-1, -1] == np.float32(FLOAT32_MAX)
+    assert json_latents(body(FLOAT32_MAX * 1.0000001), 32, 256) is None
+    with pytest.raises(InvalidRequest, match="beyond float32"):
+        parse_latents(body(FLOAT32_MAX * 1.0000001), "application/json", (32,), 256)
+
+
 def test_the_fast_path_leaves_anything_else_to_the_general_one():
     rows = [[0.25, -1.0, 2e-3, 3.5e2]] * 12
     for body in (
