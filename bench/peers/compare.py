@@ -129,11 +129,11 @@ def measure(
                 order = row if round_index % 2 == 0 else list(reversed(row))
                 for cell, running, load in order:
                     # Around the first server's turns (this service's): the host moves within a round.
-                    bracket = ceiling is not None and scenario.rows > 1 and cell is row[0][0]
-                    before = ceiling(scenario.rows) if ceiling is not None and bracket else math.nan
+                    around = ceiling if scenario.rows > 1 and cell is row[0][0] else None
+                    before = around(scenario.rows) if around is not None else math.nan
                     _turn(cell, running, load, c, slice_s, warmup_s)
-                    if ceiling is not None and bracket:
-                        cell.ceilings.append((before + ceiling(scenario.rows)) / 2)
+                    if around is not None:
+                        cell.ceilings.append((before + around(scenario.rows)) / 2)
             for cell, _, _ in row:
                 print(
                     f"  {scenario.key:9s} c={c:<3d} {cell.server:16s} {cell.requests_per_s:9.1f} req/s "
