@@ -51,6 +51,18 @@ def scenarios(png: bytes) -> dict[str, tuple[str, str, bytes, str | None]]:
     }
 
 
+def http_scope(method: str, path: str, query: str, body: bytes, content_type: str | None) -> dict:
+    """The ASGI scope a client's request to 127.0.0.1 would arrive with."""
+    headers = [(b"host", b"127.0.0.1"), (b"content-length", str(len(body)).encode())]
+    if content_type:
+        headers.append((b"content-type", content_type.encode()))
+    return {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": query.encode(),
+        "root_path": "", "headers": headers, "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
+    }  # fmt: skip
+
+
 async def _measure(requests: int) -> dict[str, float]:
     """Runs inside the tree being measured: its service package, its models."""
     import numpy as np
@@ -79,15 +91,7 @@ async def _measure(requests: int) -> dict[str, float]:
         png = io.BytesIO()
         Image.fromarray(stroke).save(png, "PNG")
         for name, (path, query, body, content_type) in scenarios(png.getvalue()).items():
-            headers = [(b"host", b"127.0.0.1"), (b"content-length", str(len(body)).encode())]
-            if content_type:
-                headers.append((b"content-type", content_type.encode()))
-            method = "GET" if path == "/ping" else "POST"
-            scope = {
-                "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
-                "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": query.encode(),
-                "root_path": "", "headers": headers, "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
-            }  # fmt: skip
+            scope = http_scope("GET" if path == "/ping" else "POST", path, query, body, content_type)
             statuses: list[int] = []
 
             async def receive(body=body):

@@ -20,6 +20,8 @@ import time
 
 import numpy as np
 
+from bench.asgi_cost import http_scope
+
 
 async def measure(rows: int, requests: int, rounds: int) -> list[dict[str, float]]:
     from service.app import create_app
@@ -44,13 +46,7 @@ async def measure(rows: int, requests: int, rounds: int) -> list[dict[str, float
         session.run = timed_run
         rng = np.random.default_rng(0)
         body = json.dumps({"latents": rng.standard_normal((rows, model.latent_dim)).round(6).tolist()}).encode()
-        headers = [(b"host", b"127.0.0.1"), (b"content-length", str(len(body)).encode())]
-        scope = {
-            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-            "path": "/decode", "raw_path": b"/decode", "query_string": b"format=npy", "root_path": "",
-            "headers": [*headers, (b"content-type", b"application/json")],
-            "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
-        }  # fmt: skip
+        scope = http_scope("POST", "/decode", "format=npy", body, "application/json")
         statuses: list[int] = []
 
         async def receive():
