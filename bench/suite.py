@@ -155,6 +155,7 @@ def run_scenarios(
     # Batch statistics per slice: runs that share a server (the /sample pairs) must not mix.
     batches = [BatchStats() for _ in runs]
     slice_s = suite.duration_s / rounds
+    awake = bool(suite.client_cpus)  # a client on cores of its own polls (bench/loadgen.py)
     for round_index in range(rounds):
         if ceiling is not None:
             ceilings.append(ceiling())
@@ -164,9 +165,13 @@ def run_scenarios(
             before = server.batch_stats(graph) if graph else None
             with ResourceWatch(server) as watch:
                 if rate is None:
-                    result = closed_loop(server.port, load, concurrency, slice_s, suite.warmup_s, hook=watch.mark)
+                    result = closed_loop(
+                        server.port, load, concurrency, slice_s, suite.warmup_s, hook=watch.mark, keep_awake=awake
+                    )
                 else:
-                    result = open_loop(server.port, load, rate, slice_s, suite.warmup_s, hook=watch.mark)
+                    result = open_loop(
+                        server.port, load, rate, slice_s, suite.warmup_s, hook=watch.mark, keep_awake=awake
+                    )
             if graph:
                 batches[index] = batches[index] + (server.batch_stats(graph) - before)
             parts[index].append((result, watch))

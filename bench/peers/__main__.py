@@ -198,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
             slice_s=args.duration / args.rounds,
             warmup_s=args.warmup,
             ceiling=lambda rows: in_process(server_cpus, rows),
+            keep_awake=bool(client_cpus),
         )
     run.loads.append(os.getloadavg())
     run.took_s = time.time() - run.started_at

@@ -111,12 +111,14 @@ def measure(
     slice_s: float = 2.0,
     warmup_s: float = 0.5,
     ceiling: Callable[[int], float] | None = None,
+    keep_awake: bool = False,
 ) -> list[Cell]:
     """`servers`: (name, scenario key -> (Running, target)) for each server, all suspended on entry.
     Each turn resumes the one deployment that answers, runs the closed loop and suspends it again.
     `ceiling(rows)`: onnxruntime's in-process images/s at that batch on the servers' core, taken
     just before and just after each of the first server's turns in a many-latent scenario, while
-    every server is paused."""
+    every server is paused. `keep_awake`: the load generator polls (bench/loadgen.py), for a client
+    on cores of its own."""
     cells = []
     for scenario in scenarios:
         for c in concurrency:
@@ -131,7 +133,7 @@ def measure(
                     # Around the first server's turns (this service's): the host moves within a round.
                     around = ceiling if scenario.rows > 1 and cell is row[0][0] else None
                     before = around(scenario.rows) if around is not None else math.nan
-                    _turn(cell, running, load, c, slice_s, warmup_s)
+                    _turn(cell, running, load, c, slice_s, warmup_s, keep_awake)
                     if around is not None:
                         cell.ceilings.append((before + around(scenario.rows)) / 2)
             for cell, _, _ in row:
@@ -145,11 +147,13 @@ def measure(
     return cells
 
 
-def _turn(cell: Cell, running: Running, load: Traffic, concurrency: int, slice_s: float, warmup_s: float) -> None:
+def _turn(
+    cell: Cell, running: Running, load: Traffic, concurrency: int, slice_s: float, warmup_s: float, keep_awake: bool
+) -> None:
     turn = Turn(running)
     running.resume()
     try:
-        result = closed_loop(running.port, load, concurrency, slice_s, warmup_s, hook=turn)
+        result = closed_loop(running.port, load, concurrency, slice_s, warmup_s, hook=turn, keep_awake=keep_awake)
     finally:
         running.suspend()
     cell.turns.append(result)

@@ -6,13 +6,15 @@ were counted, statuses classified, batch sizes read from /metrics and the table 
 
 from __future__ import annotations
 
+import asyncio
 import math
+import time
 
 import httpx
 import numpy as np
 
 from bench import report, traffic
-from bench.loadgen import LoadResult, closed_loop, open_loop
+from bench.loadgen import LoadResult, _run, closed_loop, open_loop
 from bench.server import ResourceWatch, batch_stats
 from bench.suite import Scenario, Suite, attach_ceilings, run_scenarios
 
@@ -73,6 +75,19 @@ def test_closed_and_open_loop_count_requests_statuses_and_images(live_server):
 
     sample = closed_loop(server.port, traffic.sample(server.port, 16, "npy"), 2, duration_s=0.3, warmup_s=0.0)
     assert sample.ok > 0 and sample.images == 16 * sample.ok
+
+
+def test_keep_awake_polls_through_a_wait_and_still_counts_every_answer(live_server):
+    server = _LiveServer(live_server)
+    for keep_awake, busy in ((False, False), (True, True)):
+        started = time.process_time()
+        _run(asyncio.sleep(0.3), keep_awake)
+        spent = time.process_time() - started
+        assert (spent > 0.1) is busy, f"keep_awake={keep_awake}: {spent:.3f} s of CPU in a 0.3 s wait"
+    ping = closed_loop(server.port, traffic.ping(server.port), 2, duration_s=0.3, warmup_s=0.0, keep_awake=True)
+    assert ping.ok > 10 and ping.errors == {} and ping.completed == ping.ok
+    decode = open_loop(server.port, traffic.decode(server.port, server.latent_dim()), 100, 0.4, 0.0, keep_awake=True)
+    assert 25 <= decode.ok <= 55 and decode.errors == {}
 
 
 def test_errors_are_counted_by_status(live_server):

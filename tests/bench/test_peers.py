@@ -239,10 +239,12 @@ class _FakeDeployment:
 def test_servers_take_turns_in_alternating_order_each_resumed_only_for_its_own_turn(monkeypatch):
     events: list[tuple[str, str]] = []
     loads = []
+    awake: set[bool] = set()
 
-    def fake_closed_loop(port, load, concurrency, duration_s, warmup_s, hook):
+    def fake_closed_loop(port, load, concurrency, duration_s, warmup_s, hook, keep_awake):
         events.append(("load", load.name))
         loads.append((load, concurrency, duration_s))
+        awake.add(keep_awake)
         hook("start")
         hook("end")
         return _turn(100.0 if load.name.startswith("ours") else 50.0, load.images)
@@ -254,8 +256,11 @@ def test_servers_take_turns_in_alternating_order_each_resumed_only_for_its_own_t
         ("bento", {"json": (bento_json, "/decode"), "batch256": (bento_npy, "/decode_npy")}),
     ]
     scenarios = [SCENARIOS["json"], SCENARIOS["batch256"]]
-    cells = compare.measure(servers, 32, scenarios=scenarios, concurrency=(1, 64), rounds=3, slice_s=0.1)
+    cells = compare.measure(
+        servers, 32, scenarios=scenarios, concurrency=(1, 64), rounds=3, slice_s=0.1, keep_awake=True
+    )
 
+    assert awake == {True}  # every turn's client polls when asked to
     assert [(c.scenario, c.concurrency, c.server) for c in cells] == [
         (s, c, name) for s in ("json", "batch256") for c in (1, 64) for name in ("ours", "bento")
     ]
