@@ -5,8 +5,10 @@ larger than `max_batch_rows` is split and reassembled in order; small ones are p
 A worker thread waits on a condition, so an idle engine starts a batch the moment a request
 arrives (no added delay unless `max_queue_delay_s` > 0). With `workers=0` the batches run on the
 event loop itself, after the requests that arrived together have queued: no thread hand-offs,
-which on a single core cost more than the overlap they buy. The queue is bounded in rows: a full
-queue rejects at once (QueueFull) instead of growing. This module knows nothing of HTTP.
+which on a single core cost more than the overlap they buy. The queue is bounded in rows and in
+time: a request that would exceed `max_queue_rows`, or wait longer than `max_queue_wait_s` behind
+the rows queued (at the recent batches' seconds per row), is rejected at once (QueueFull) instead
+of growing a queue it could not get through in time. This module knows nothing of HTTP.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ RunBatch = Callable[[np.ndarray], Sequence[np.ndarray]]
 Derive = Callable[[Sequence[np.ndarray]], Sequence[np.ndarray]]
 # workers=0: longest the event loop runs full batches back to back before it reads sockets again.
 INLINE_BACKLOG_S = 0.1
+# Weight the seconds-per-row estimate keeps per batch: it follows the last few dozen batches.
+ROW_TIME_DECAY = 0.9
 
 
 class BatchObserver(Protocol):
@@ -85,6 +89,7 @@ class GraphBatcher:
         max_batch_rows: int,
         max_queue_rows: int,
         max_queue_delay_s: float = 0.0,
+        max_queue_wait_s: float | None = None,
         workers: int = 1,
         parallel_min_rows: int = 32,
         seconds_per_batch: float = 0.05,
@@ -97,6 +102,8 @@ class GraphBatcher:
         self.max_batch_rows = max_batch_rows
         self.max_queue_rows = max_queue_rows
         self.max_queue_delay_s = max_queue_delay_s
+        self.max_queue_wait_s = max_queue_wait_s
+        self.workers = workers
         # Workers after the first start a batch only when this many rows wait: tiny batches run
         # better one after another on one thread than side by side; big backlogs use every core.
         self.parallel_min_rows = parallel_min_rows
@@ -113,6 +120,10 @@ class GraphBatcher:
             for i in range(workers)
         ]
         self._flush: asyncio.Handle | None = None  # workers=0: the loop callback that runs the next batch
+        # Decayed sums of batch seconds and rows: their ratio is the recent seconds per row, which
+        # big batches dominate, as they dominate a backlog. Zero until a batch has run.
+        self._batch_s = 0.0
+        self._batch_rows = 0.0
 
     def queue_depth(self) -> float:
         """Rows admitted but not yet handed to a batch (the queue-depth gauge reads this)."""
@@ -137,11 +148,23 @@ class GraphBatcher:
             while self._queue and (deadline is None or time.monotonic() < deadline):
                 time.sleep(0.005)
 
+    def wait_s(self) -> float | None:
+        """Estimated seconds until the rows queued now have all started; None before any batch ran."""
+        if not self._batch_rows:
+            return None
+        return self.queued_rows * self._batch_s / self._batch_rows / max(1, self.workers)
+
     def refuse_if_full(self, rows: int = 1) -> None:
         """QueueFull if `rows` more rows would not be queued now; callers check before reading them."""
-        if self.queued_rows + rows > self.max_queue_rows:
-            # Rough time to drain what is queued, one full batch at a time, at least 1 s.
-            retry = max(1, math.ceil(self.queued_rows / self.max_batch_rows * self.seconds_per_batch))
+        wait = self.wait_s()
+        too_long = wait is not None and self.max_queue_wait_s is not None and wait > self.max_queue_wait_s
+        if too_long or self.queued_rows + rows > self.max_queue_rows:
+            # Rough time to drain what is queued (before any batch is timed: one full batch at a
+            # time, `seconds_per_batch` each), at least 1 s.
+            drain = wait if wait is not None else self.queued_rows / self.max_batch_rows * self.seconds_per_batch
+            retry = max(1, math.ceil(drain))
+            if too_long:
+                raise QueueFull(rows, self.queued_rows, self.max_queue_rows, retry, wait, self.max_queue_wait_s)
             raise QueueFull(rows, self.queued_rows, self.max_queue_rows, retry)
 
     async def infer(self, array: np.ndarray, timeout_s: float, derived: bool = True) -> list[np.ndarray]:
@@ -298,6 +321,8 @@ class GraphBatcher:
                 if request.done == request.rows:
                     completed.append((request, request.outputs()))
         elapsed = time.perf_counter() - started
+        self._batch_s = self._batch_s * ROW_TIME_DECAY + elapsed
+        self._batch_rows = self._batch_rows * ROW_TIME_DECAY + len(batch)
         if self.observer is not None:
             self.observer.observe_batch(len(batch), elapsed, waits)
         if not completed:

@@ -47,7 +47,12 @@ class Settings(BaseSettings):
     max_queue_delay_ms: float = Field(
         0.0, ge=0, le=10_000, description="Longest wait to fill a batch once a request is queued."
     )
-    max_queue_rows: int = Field(8192, ge=1, description="Most rows waiting per model graph; beyond it: 429.")
+    max_queue_rows: int = Field(16384, ge=1, description="Most rows waiting per model graph; beyond it: 429.")
+    max_queue_wait_s: float = Field(
+        5.0,
+        gt=0,
+        description="Longest estimated wait behind the rows queued (recent seconds per row); beyond it: 429.",
+    )
     max_batch_bytes: int = Field(
         64 * 1024 * 1024,
         ge=1024,
@@ -75,7 +80,7 @@ class Settings(BaseSettings):
         0.05,
         gt=0,
         le=60,
-        description="Seconds one full batch is assumed to take, for the Retry-After estimate of a 429.",
+        description="Seconds one full batch is assumed to take, for a 429's Retry-After before any batch is timed.",
     )
     request_timeout_s: float = Field(30.0, gt=0, description="Per-request deadline for inference; beyond it: 504.")
 

@@ -79,12 +79,29 @@ class MethodNotAllowed(ServiceError):
 class QueueFull(ServiceError):
     code = "queue_full"
 
-    def __init__(self, rows: int, queued_rows: int, max_queue_rows: int, retry_after_s: int) -> None:
-        super().__init__(
-            f"the inference queue is full ({queued_rows} rows waiting, at most {max_queue_rows}); "
-            f"retry after {retry_after_s} s",
-            {"queued_rows": queued_rows, "max_queue_rows": max_queue_rows},
-        )
+    def __init__(
+        self,
+        rows: int,
+        queued_rows: int,
+        max_queue_rows: int,
+        retry_after_s: int,
+        wait_s: float | None = None,
+        max_queue_wait_s: float | None = None,
+    ) -> None:
+        if wait_s is None:  # refused by the row bound
+            message = f"the inference queue is full ({queued_rows} rows waiting, at most {max_queue_rows})"
+            details = {"queued_rows": queued_rows, "max_queue_rows": max_queue_rows}
+        else:  # refused by the time bound
+            message = (
+                f"the inference queue is full ({queued_rows} rows waiting, about {wait_s:.1f} s of work; "
+                f"at most {max_queue_wait_s:g} s, VAE_MAX_QUEUE_WAIT_S)"
+            )
+            details = {
+                "queued_rows": queued_rows,
+                "estimated_wait_s": round(wait_s, 3),
+                "max_queue_wait_s": max_queue_wait_s,
+            }
+        super().__init__(f"{message}; retry after {retry_after_s} s", details)
         self.rows, self.queued_rows, self.max_queue_rows, self.retry_after_s = (
             rows,
             queued_rows,

@@ -131,6 +131,7 @@ class Engine:
                 max_batch_rows=model.limits.batch_rows[graph],
                 max_queue_rows=model.limits.queue_rows[graph],
                 max_queue_delay_s=settings.max_queue_delay_ms / 1000.0,
+                max_queue_wait_s=settings.max_queue_wait_s,
                 workers=settings.batch_workers,
                 parallel_min_rows=settings.engine_spill_rows,
                 seconds_per_batch=settings.retry_after_batch_s,

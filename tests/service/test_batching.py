@@ -123,6 +123,37 @@ def test_a_full_queue_rejects_at_once_counting_rows():
     assert error.queued_rows == 10 and error.max_queue_rows == 10 and error.retry_after_s >= 1
 
 
+def test_a_queue_refuses_rows_that_would_wait_past_max_queue_wait_but_never_an_empty_one():
+    run = RecordingRun(delay_s=0.04)  # 8 rows per batch: 5 ms per row once timed
+    batcher = make_batcher(run, max_queue_rows=1000, max_queue_wait_s=0.1)
+    assert batcher.wait_s() is None  # nothing timed yet: only the row bound applies
+
+    async def scenario():
+        await batcher.infer(rows(0, 8), timeout_s=5)  # times one batch
+        run.gate.clear()
+        busy = asyncio.ensure_future(batcher.infer(rows(0, 8), timeout_s=5))  # taken by the worker
+        await asyncio.sleep(0.05)
+        admitted = asyncio.ensure_future(batcher.infer(rows(0, 24), timeout_s=5))  # found the queue empty
+        await asyncio.sleep(0.01)
+        waiting = batcher.wait_s()
+        with pytest.raises(QueueFull) as refused:
+            await batcher.infer(rows(0, 1), timeout_s=5)  # 24 rows ahead: about 0.12 s
+        run.gate.set()
+        await busy, await admitted
+        late = await batcher.infer(rows(0, 1), timeout_s=5)  # drained: admitted again
+        return waiting, refused.value, late
+
+    try:
+        waiting, error, late = asyncio.run(scenario())
+    finally:
+        batcher.stop()
+    assert 24 * 0.004 < waiting < 24 * 0.02
+    assert error.details["queued_rows"] == 24 and error.details["max_queue_wait_s"] == 0.1
+    assert error.details["estimated_wait_s"] == pytest.approx(waiting, abs=1e-3)
+    assert "VAE_MAX_QUEUE_WAIT_S" in error.message and error.retry_after_s == 1
+    np.testing.assert_array_equal(late[0], rows(0, 1) * 2)
+
+
 def test_a_request_past_its_timeout_fails_and_its_rows_are_skipped():
     run = RecordingRun()
     batcher = make_batcher(run)
