@@ -90,7 +90,7 @@ class QueueFull(ServiceError):
     ) -> None:
         if wait_s is None:  # refused by the row bound
             message = f"the inference queue is full ({queued_rows} rows waiting, at most {max_queue_rows})"
-            details = {"queued_rows": queued_rows, "max_queue_rows": max_queue_rows}
+            details: dict[str, float | None] = {"queued_rows": queued_rows, "max_queue_rows": max_queue_rows}
         else:  # refused by the time bound
             message = (
                 f"the inference queue is full ({queued_rows} rows waiting, about {wait_s:.1f} s of work; "
