@@ -46,3 +46,12 @@ def test_code_comments_and_docstrings_carry_no_benchmark_figures():
                 if FIGURE.search(line):
                     found.append(f"{path.relative_to(REPO_ROOT)}:{number}: {line.strip()}")
     assert not found, "figures belong in bench/README.md:\n" + "\n".join(found)
+
+
+def test_docker_compose_passes_every_setting_through():
+    import yaml
+
+    compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+    passed = set(compose["services"]["vae"]["environment"])
+    missing = sorted({f"VAE_{name.upper()}" for name in Settings.model_fields} - passed)
+    assert not missing, f"docker-compose.yml does not pass {missing} through"
