@@ -293,8 +293,18 @@ def provider_list(requested: str) -> list[str]:
     return [CUDA, CPU] if CUDA in ort.get_available_providers() else [CPU]
 
 
+@functools.cache
+def preload_cuda_libraries() -> None:
+    """Load CUDA and cuDNN from the nvidia-* pip wheels beside onnxruntime-gpu: its CUDA provider
+    names them as bare sonames, and nothing on a pip-only image puts their folders on the loader path."""
+    if CUDA in ort.get_available_providers() and hasattr(ort, "preload_dlls"):
+        ort.preload_dlls()
+
+
 def open_session(path: Path, settings: Settings) -> tuple[ort.InferenceSession, str]:
     providers = provider_list(settings.provider)
+    if CUDA in providers:
+        preload_cuda_libraries()
     try:
         session = ort.InferenceSession(str(path), sess_options=session_options(settings), providers=providers)
     except Exception as exc:  # onnxruntime raises its own types for bad graphs

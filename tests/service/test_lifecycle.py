@@ -63,6 +63,26 @@ def test_provider_cuda_without_cuda_refuses_to_start():
     assert code != 0 and "VAE_PROVIDER=cuda" in output
 
 
+@pytest.mark.filterwarnings("ignore:Specified provider 'CUDAExecutionProvider'")
+def test_cuda_libraries_are_preloaded_once_before_a_cuda_session_and_never_for_cpu(monkeypatch):
+    """onnxruntime-gpu's CUDA provider names cuBLAS and cuDNN by bare soname: without
+    preload_dlls() the pip wheels beside it are not found and CUDA silently falls back."""
+    from service import registry
+    from service.config import Settings
+
+    calls = []
+    monkeypatch.setattr(ort, "preload_dlls", lambda: calls.append("preload"), raising=False)
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [registry.CUDA, registry.CPU])
+    registry.preload_cuda_libraries.cache_clear()
+    decoder = MODELS_DIR / "mnist" / "decoder.onnx"
+    registry.open_session(decoder, Settings(provider="cpu"))
+    assert calls == []
+    for _ in range(2):
+        registry.open_session(decoder, Settings(provider="auto"))  # CUDA is not really here: CPU
+    assert calls == ["preload"]
+    registry.preload_cuda_libraries.cache_clear()
+
+
 def test_the_service_serves_a_model_directory_of_one_model(model_copy, server_factory):
     for other in model_copy.iterdir():
         if other.name != "fashion-mnist":
