@@ -1,11 +1,11 @@
 """`python -m bench.device`: issue 17's accelerator check, prepared to run in one call.
 
-For each provider (CUDA when this onnxruntime offers it, then the CPU) and each `--workers` count:
-start the service with `VAE_PROVIDER` and `VAE_WORKERS`, check that GET /models names that provider
-for every model, then measure `/sample?n=256` (.npy, images/s) and `/decode` with one latent (JSON
+For each provider (CUDA when this onnxruntime offers it, then the CPU) and each `--workers` count
+(`--cuda-workers` for CUDA): start the service with `VAE_PROVIDER` and `VAE_WORKERS`, check that
+GET /models names that provider for every model, then measure `/sample?n=256` (.npy, images/s) and `/decode` with one latent (JSON
 in, .npy out, req/s) at `--concurrency` connections, each beside onnxruntime's in-process images/s
-at batch 256 on the same provider (bench/ceiling.py, the service's own session options). The CPU
-runs take cores 1..N for the service and leave core 0 to the load generator, whose own CPU is shown:
+at batch 256 on the same provider (bench/ceiling.py, the service's own session options). Each
+run takes cores 1..N for the service and leaves core 0 to the load generator, whose own CPU is shown:
 at 100% it, not the service, sets the figure. Prints one markdown table and writes it, with every
 number as JSON, to `--results` (default: $OUT when set, else bench/results).
 """
@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m bench.device", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--providers", default="auto", help="auto, or a comma list of cuda, cpu")
-    parser.add_argument("--workers", default="1,2,4,8", help="CPU runs: server processes (the CUDA run uses 1)")
+    parser.add_argument("--workers", default="1,2,4,8", help="CPU runs: server processes")
+    parser.add_argument("--cuda-workers", default="1", help="CUDA runs: server processes sharing the one GPU")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per endpoint and cell")
     default_results = Path(os.environ["OUT"]) if os.environ.get("OUT") else REPO_ROOT / "bench" / "results"
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     cores = os.cpu_count() or 1
     cells = []
     for provider in providers(args.providers):
-        counts = [1] if provider == "cuda" else [int(w) for w in args.workers.split(",")]
+        counts = [int(w) for w in (args.cuda_workers if provider == "cuda" else args.workers).split(",")]
         for workers in counts:
             if workers > 1 and workers >= cores:
                 print(f"bench.device: skipping --workers {workers}: {cores} cores leave none to the load generator")
