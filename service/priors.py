@@ -26,23 +26,31 @@ class Mixture:
     cholesky: np.ndarray  # [K, D, D], lower: covariance = L L^T
     inverse_cholesky: np.ndarray  # [K, D, D]
     half_log_det: np.ndarray  # [K]: 0.5 log det covariance
+    cdf: np.ndarray  # [K]: what Generator.choice(K, p=weights) builds on every call
 
     @classmethod
     def of(cls, weights: np.ndarray, means: np.ndarray, covariances: np.ndarray) -> Mixture:
         chol = np.linalg.cholesky(covariances)  # LinAlgError unless every covariance is positive definite
+        weights = weights / weights.sum()
+        cdf = weights.cumsum()
+        cdf /= cdf[-1]
         return cls(
-            weights=weights / weights.sum(),
+            weights=weights,
             means=means,
             cholesky=chol,
             inverse_cholesky=np.linalg.inv(chol),
             half_log_det=np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1),
+            cdf=cdf,
         )
 
     def sample(self, n: int, rng: np.random.Generator, temperature: float) -> np.ndarray:
-        """[n, D] float32: a component by weight, then its mean + T * L eps."""
-        component = rng.choice(len(self.weights), size=n, p=self.weights)
+        """[n, D] float32: a component by weight, then its mean + T * L eps.
+
+        The random stream is training's (`rng.choice(K, p=weights)` is this uniform draw and
+        search, minus its per-call checks); matmul stands for training's einsum at half the cost."""
+        component = self.cdf.searchsorted(rng.random(n), side="right")
         eps = rng.standard_normal((n, self.means.shape[1]))
-        z = self.means[component] + temperature * np.einsum("nij,nj->ni", self.cholesky[component], eps)
+        z = self.means[component] + temperature * np.matmul(self.cholesky[component], eps[:, :, None])[:, :, 0]
         return z.astype(np.float32)
 
     def log_prob(self, z: np.ndarray) -> np.ndarray:

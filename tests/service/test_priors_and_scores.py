@@ -61,6 +61,21 @@ def test_mixture_samples_follow_its_weights_means_and_covariances():
     np.testing.assert_allclose(np.cov(half[half[:, 0] > 0].T), covariances[1] / 4, atol=0.02)
 
 
+def test_mixture_draws_keep_the_stream_of_choice_and_einsum_that_training_uses():
+    """A seed gives the latents it gave before the per-call checks of rng.choice were dropped."""
+    weights = np.random.default_rng(3).dirichlet(np.ones(7))
+    means = np.random.default_rng(4).normal(size=(7, 5))
+    factors = np.random.default_rng(5).normal(size=(7, 5, 5))
+    mixture = Mixture.of(weights, means, factors @ factors.transpose(0, 2, 1) + np.eye(5))
+    for seed, n, temperature in ((0, 1, 1.0), (1, 256, 0.7), (2, 33, 1.3)):
+        rng = np.random.default_rng(seed)
+        component = rng.choice(7, size=n, p=mixture.weights)
+        eps = rng.standard_normal((n, 5))
+        before = mixture.means[component] + temperature * np.einsum("nij,nj->ni", mixture.cholesky[component], eps)
+        drawn = mixture.sample(n, np.random.default_rng(seed), temperature)
+        np.testing.assert_allclose(drawn, before.astype(np.float32), rtol=1e-6, atol=1e-6)
+
+
 def test_one_image_scores_match_a_direct_computation():
     rng = np.random.default_rng(2)
     d, k = 3, 200
