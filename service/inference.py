@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -266,6 +268,21 @@ def choose_prior(model: LoadedModel, prior: str | None, label: str | None) -> tu
     return kind, None
 
 
+_unseeded = threading.local()
+
+
+def generator(seed: int | None) -> np.random.Generator:
+    """default_rng(seed) for a seed; without one, this thread's generator, seeded once from the
+    OS: gathering fresh entropy per request cost about as much as drawing one latent."""
+    if seed is not None:
+        return np.random.default_rng(seed)
+    rng = getattr(_unseeded, "rng", None)
+    if rng is None or _unseeded.pid != os.getpid():  # a forked worker draws its own stream
+        rng = _unseeded.rng = np.random.default_rng()
+        _unseeded.pid = os.getpid()
+    return rng
+
+
 def draw_latents(
     model: LoadedModel, n: int, seed: int | None, temperature: float, prior: str = "standard", label: int | None = None
 ) -> np.ndarray:
@@ -274,18 +291,18 @@ def draw_latents(
     if prior == "standard" or model.prior is None:
         return prior_latents(n, model.latent_shape, seed, temperature)
     mixture = model.prior.mixture if label is None else model.prior.classes[label]
-    return mixture.sample(n, np.random.default_rng(seed), temperature).reshape(n, *model.latent_shape)
+    return mixture.sample(n, generator(seed), temperature).reshape(n, *model.latent_shape)
 
 
 def prior_latents(n: int, latent_shape: tuple[int, ...], seed: int | None, temperature: float) -> np.ndarray:
     """z ~ N(0, T^2 I), [n, *latent_shape] float32; the same seed gives the same latents."""
-    rng = np.random.default_rng(seed)
+    rng = generator(seed)
     return rng.standard_normal((n, *latent_shape), dtype=np.float32) * np.float32(temperature)
 
 
 def posterior_sample(encoded: Encoded, seed: int | None) -> np.ndarray:
     """z = mu + sigma * eps, eps ~ N(0, I) from default_rng(seed)."""
-    rng = np.random.default_rng(seed)
+    rng = generator(seed)
     eps = rng.standard_normal(encoded.mu.shape, dtype=np.float32)
     return (encoded.mu + np.exp(0.5 * encoded.logvar) * eps).astype(np.float32)
 
