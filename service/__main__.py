@@ -34,7 +34,7 @@ from service.config import Settings
 from service.connections import WorkerProtocol, guarded_protocol
 from service.packaging import PackageError, PackageOptions
 from service.packaging import package as package_model
-from service.registry import ModelLoadError, load_registry
+from service.registry import CUDA, ModelLoadError, Registry, load_registry
 from service.request_ids import RequestIdFilter
 from service.state import ServiceState
 
@@ -107,6 +107,9 @@ def serve(
         typer.echo(f"vae-service: refusing to start: {exc} (VAE_API_KEYS)", err=True)
         raise typer.Exit(EXIT_INVALID) from None
     if settings.workers > 1:
+        warning = gpu_sharing_warning(settings.workers, registry)
+        if warning:
+            logging.getLogger("service").warning(warning)
         del app, registry  # they proved that the models and keys can be served; each worker loads its own
         serve_workers(settings)
         return
@@ -126,6 +129,19 @@ def serve(
     server.run()
     if not server.started:
         raise typer.Exit(3)
+
+
+def gpu_sharing_warning(workers: int, registry: Registry) -> str | None:
+    """What to log when several processes would share one GPU (bench/README.md, "On an H200":
+    one-latent requests were slower with more than one process, large batches faster)."""
+    on_gpu = sorted(name for name, model in registry.models.items() if model.provider == CUDA)
+    if workers < 2 or not on_gpu:
+        return None
+    return (
+        f"{workers} worker processes share the GPU for {', '.join(on_gpu)}: each holds its own CUDA context "
+        "and they take turns on the device, which helps large batches and slows small requests "
+        "(docs/configuration.md, --workers)"
+    )
 
 
 def serve_workers(settings: Settings) -> None:

@@ -115,3 +115,16 @@ def test_a_worker_fails_ready_on_the_signal_that_stops_its_server():
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     assert app.state.service.shutting_down and stopped == [signal.SIGTERM]
+
+
+def test_several_workers_on_one_gpu_are_warned_about_and_cpu_models_are_not():
+    from types import SimpleNamespace
+
+    from service.__main__ import gpu_sharing_warning
+    from service.registry import CPU, CUDA
+
+    registry = SimpleNamespace(models={"emoji": SimpleNamespace(provider=CPU), "mnist": SimpleNamespace(provider=CUDA)})
+    warning = gpu_sharing_warning(4, registry)
+    assert warning and warning.startswith("4 worker processes share the GPU for mnist:") and "emoji" not in warning
+    assert gpu_sharing_warning(1, registry) is None
+    assert gpu_sharing_warning(4, SimpleNamespace(models={"emoji": SimpleNamespace(provider=CPU)})) is None
