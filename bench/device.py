@@ -2,12 +2,13 @@
 
 For each provider (CUDA when this onnxruntime offers it, then the CPU) and each `--workers` count
 (`--cuda-workers` for CUDA): start the service with `VAE_PROVIDER` and `VAE_WORKERS`, check that
-GET /models names that provider for every model, then measure `/sample?n=256` (.npy, images/s) and `/decode` with one latent (JSON
-in, .npy out, req/s) at `--concurrency` connections, each beside onnxruntime's in-process images/s
-at batch 256 on the same provider (bench/ceiling.py, the service's own session options). Each
-run takes cores 1..N for the service and leaves core 0 to the load generator, whose own CPU is shown:
-at 100% it, not the service, sets the figure. Prints one markdown table and writes it, with every
-number as JSON, to `--results` (default: $OUT when set, else bench/results).
+GET /models names that provider for every model, then measure `/sample?n=256` (.npy, images/s)
+and `/decode` with one latent (JSON in, .npy out, req/s) at `--concurrency` connections, each
+beside onnxruntime's in-process images/s at batch 256 on the same provider (bench/ceiling.py, the
+service's own session options). Each run takes cores 1..N for the service and leaves core 0 to the
+load generator, whose own CPU is shown: at 100% it, not the service, sets the figure. Prints one
+markdown table and writes it, with every number as JSON, to `--results` (default: $OUT when set,
+else bench/results).
 """
 
 from __future__ import annotations

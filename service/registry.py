@@ -296,7 +296,8 @@ def provider_list(requested: str) -> list[str]:
 @functools.cache
 def preload_cuda_libraries() -> None:
     """Load CUDA and cuDNN from the nvidia-* pip wheels beside onnxruntime-gpu: its CUDA provider
-    names them as bare sonames, and nothing on a pip-only image puts their folders on the loader path."""
+    names them by bare soname, and a plain pip install puts their folders on no loader path (the
+    GPU image adds them to ldconfig)."""
     if CUDA in ort.get_available_providers() and hasattr(ort, "preload_dlls"):
         ort.preload_dlls()
 
