@@ -142,8 +142,7 @@ def main() -> int:
     from bench.report import git_commit
 
     with checkout(args.revision) if args.revision else contextlib.nullcontext(None) as old:
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "service"], cwd=REPO_ROOT, capture_output=True)
-        this = f"this checkout ({git_commit()}{' + edits' if dirty.stdout.strip() else ''})"
+        this = f"this checkout ({git_commit(REPO_ROOT)})"
         trees = {this: REPO_ROOT, **({args.revision: old} if args.revision else {})}
         rounds: dict[str, list[dict[str, float]]] = {label: [] for label in trees}
         for index in range(args.rounds):

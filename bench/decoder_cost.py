@@ -21,6 +21,7 @@ import numpy as np
 import onnxruntime as ort
 
 from bench.ceiling import REPO_ROOT, images_per_second
+from bench.report import git_commit
 from service.config import Settings
 from service.registry import session_options
 
@@ -71,9 +72,8 @@ def main() -> int:
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
     rows = compare(args.revision, args.model, args.rounds, args.seconds)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True)
     print(
-        f"models/{args.model}/decoder.onnx at {args.revision} vs this checkout ({commit.stdout.strip()}), "
+        f"models/{args.model}/decoder.onnx at {args.revision} vs this checkout ({git_commit(REPO_ROOT)}), "
         f"onnxruntime {ort.__version__}, 1 intra-op thread, median of {args.rounds} alternating rounds\n"
     )
     print(f"| batch | {args.revision} us/row | now us/row | now / {args.revision} |")

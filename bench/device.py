@@ -27,6 +27,7 @@ import psutil
 
 from bench import traffic
 from bench.loadgen import closed_loop
+from bench.report import git_commit
 from bench.server import BenchServer
 from devtools.live import MODELS_DIR, REPO_ROOT
 
@@ -150,9 +151,8 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             cells.append(measure(provider, workers, args.concurrency, args.duration))
             print(f"  {provider} x{workers}: {cells[-1]}", flush=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO_ROOT)
     header = (
-        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} at `{commit.stdout.strip() or '?'}`; "
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} at `{git_commit(REPO_ROOT)}`; "
         f"{cores} cores; onnxruntime {ort.__version__}, providers offered: {', '.join(ort.get_available_providers())}"
     )
     report = f"{header}\n\n{table(cells)}\n"

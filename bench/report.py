@@ -54,17 +54,24 @@ def machine() -> str:
     )
 
 
-def git_commit() -> str:
+def git_commit(repo: Path | None = None) -> str:
+    """HEAD's short hash, with " + edits" when tracked files outside bench/results differ from it:
+    a figure measured on uncommitted code (or on a copy whose .git is older) must not name HEAD alone."""
+    cwd = repo or Path(__file__).parent
     try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=cwd, check=True
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)bench/results"],
             capture_output=True,
             text=True,
-            cwd=Path(__file__).parent,
+            cwd=cwd,
             check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+    return f"{head} + edits" if changed else head
 
 
 def _find(
