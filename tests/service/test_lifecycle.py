@@ -75,12 +75,14 @@ def test_cuda_libraries_are_preloaded_once_before_a_cuda_session_and_never_for_c
     monkeypatch.setattr(ort, "get_available_providers", lambda: [registry.CUDA, registry.CPU])
     registry.preload_cuda_libraries.cache_clear()
     decoder = MODELS_DIR / "mnist" / "decoder.onnx"
-    registry.open_session(decoder, Settings(provider="cpu"))
-    assert calls == []
-    for _ in range(2):
-        registry.open_session(decoder, Settings(provider="auto"))  # CUDA is not really here: CPU
-    assert calls == ["preload"]
-    registry.preload_cuda_libraries.cache_clear()
+    try:
+        registry.open_session(decoder, Settings(provider="cpu"))
+        assert calls == []
+        for _ in range(2):
+            registry.open_session(decoder, Settings(provider="auto"))  # CUDA is not really here: CPU
+        assert calls == ["preload"]
+    finally:  # later tests must not inherit the patched onnxruntime's cached answer
+        registry.preload_cuda_libraries.cache_clear()
 
 
 def test_the_service_serves_a_model_directory_of_one_model(model_copy, server_factory):
